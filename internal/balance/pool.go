@@ -1,0 +1,155 @@
+package balance
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNoBackend is returned by Pick when no ready backend appeared within the
+// queue timeout.
+var ErrNoBackend = errors.New("balance: no ready instance")
+
+// Pool is the set of ready backends of one app. Readers take a lock-free
+// snapshot; changes copy the set and wake requests waiting for a backend.
+// The zero value is not usable; call NewPool.
+type Pool struct {
+	// Name is the app's name.
+	Name string
+	// MaxFails and FailTimeout configure passive health (see Backend.Fail).
+	MaxFails    int
+	FailTimeout time.Duration
+
+	backends atomic.Pointer[[]*Backend]
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+}
+
+// NewPool returns an empty pool.
+func NewPool(name string, maxFails int, failTimeout time.Duration) *Pool {
+	p := &Pool{Name: name, MaxFails: maxFails, FailTimeout: failTimeout, changed: make(chan struct{})}
+	p.backends.Store(&[]*Backend{})
+	return p
+}
+
+// Backends returns the current ready set. The slice must not be modified.
+func (p *Pool) Backends() []*Backend { return *p.backends.Load() }
+
+// Add puts b in the ready set.
+func (p *Pool) Add(b *Backend) {
+	p.update(func(bs []*Backend) []*Backend {
+		if slices.Contains(bs, b) {
+			return bs
+		}
+		return append(bs, b)
+	})
+}
+
+// Remove takes b out of the ready set; requests already sent to it go on.
+func (p *Pool) Remove(b *Backend) {
+	p.update(func(bs []*Backend) []*Backend {
+		return slices.DeleteFunc(bs, func(x *Backend) bool { return x == b })
+	})
+}
+
+func (p *Pool) update(f func([]*Backend) []*Backend) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := f(slices.Clone(p.Backends()))
+	p.backends.Store(&next)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Pool) changes() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+// Pick chooses a ready backend with policy, skipping the one in exclude (a
+// backend already tried; nil for none). Backends that passive health marked
+// down are skipped while any other is available; when all are down they are
+// used anyway, as NGINX does, rather than failing every request. If no backend
+// is ready, Pick waits for one until queueTimeout passes (ErrNoBackend) or ctx
+// ends (ctx's error).
+func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueTimeout time.Duration) (*Backend, error) {
+	var timer *time.Timer
+	for {
+		wake := p.changes() // taken before the snapshot, so no change is missed
+		if b := p.pickNow(policy, exclude); b != nil {
+			if timer != nil {
+				timer.Stop()
+			}
+			return b, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(queueTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, ErrNoBackend
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// pickNow picks without waiting; nil when there is no candidate.
+func (p *Pool) pickNow(policy Policy, exclude *Backend) *Backend {
+	all := p.Backends()
+	if len(all) == 0 || (len(all) == 1 && all[0] == exclude) {
+		return nil
+	}
+	now := time.Now()
+	healthy := true
+	for _, b := range all {
+		if b == exclude || !b.Available(now) {
+			healthy = false
+			break
+		}
+	}
+	if healthy {
+		return policy.Pick(all) // common case: no copy
+	}
+	var buf [16]*Backend
+	candidates := buf[:0]
+	for _, b := range all {
+		if b != exclude && b.Available(now) {
+			candidates = append(candidates, b)
+		}
+	}
+	if len(candidates) == 0 { // all passively down: try them anyway
+		for _, b := range all {
+			if b != exclude {
+				candidates = append(candidates, b)
+			}
+		}
+	}
+	return policy.Pick(candidates)
+}
+
+// Drain takes b out of the ready set and waits until its in-flight count
+// reaches zero or ctx ends. It reports whether the backend drained fully.
+func (p *Pool) Drain(ctx context.Context, b *Backend) bool {
+	p.Remove(b)
+	if b.Inflight() == 0 {
+		return true
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for b.Inflight() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return b.Inflight() == 0
+		}
+	}
+	return true
+}
