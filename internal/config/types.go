@@ -1,0 +1,122 @@
+package config
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// Config is a whole herd.yaml. Zero values mean "use the default"; Load
+// applies every default in one place (applyDefaults) before Validate runs.
+type Config struct {
+	// File is the path the config was read from; error messages name it.
+	File string `yaml:"-"`
+
+	// Listen is the public listener address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// Admin is the admin listener (/health, /status, /metrics). Default "127.0.0.1:9090".
+	Admin string `yaml:"admin"`
+	// TrustedProxies lists the peers (CIDRs or single addresses) whose incoming
+	// X-Forwarded-For/-Proto/-Host and X-Real-IP are believed. Default: none.
+	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+
+	// Apps are the herd-managed apps by name, in file order.
+	Apps []*App `yaml:"apps"`
+	// Routes map request paths to apps, longest path prefix first.
+	Routes []*Route `yaml:"routes"`
+}
+
+// App is one herd-managed app: a command run as N instances.
+type App struct {
+	// Name is the key under apps:.
+	Name string `yaml:"-"`
+	// Line is where the app is defined, for messages about it.
+	Line int `yaml:"-"`
+
+	// Command is split like a shell would (quotes, backslashes) and run without a shell. Required.
+	Command Command `yaml:"command"`
+	// Cwd is the working directory; relative paths are relative to the config file's folder.
+	// Default: the config file's folder.
+	Cwd string `yaml:"cwd"`
+	// Env is added to herd's own environment for every instance.
+	Env map[string]string `yaml:"env"`
+	// Instances is how many copies run: a number, or "max" for one per CPU. Default 1.
+	Instances Instances `yaml:"instances"`
+	// InstanceVar names the variable that carries the instance index, like PM2's instance_var.
+	// Default "NODE_APP_INSTANCE". HERD_INSTANCE is always set too.
+	InstanceVar string `yaml:"instance_var"`
+	// Ready says how herd learns an instance is ready. Default {tcp: true}.
+	Ready Ready `yaml:"ready"`
+
+	// ListenTimeout bounds the wait for readiness after a spawn. Default 10s.
+	ListenTimeout Duration `yaml:"listen_timeout"`
+	// RestartDelay is the first backoff delay after a crash; it grows x1.5 to 15s
+	// and resets after 30s of uptime. Default 100ms.
+	RestartDelay Duration `yaml:"restart_delay"`
+	// MinUptime: an exit sooner than this after spawn is an unstable restart. Default 1s.
+	MinUptime Duration `yaml:"min_uptime"`
+	// MaxRestarts consecutive unstable restarts make the instance errored. Default 16.
+	MaxRestarts int `yaml:"max_restarts"`
+	// DrainTimeout bounds the wait for in-flight requests on stop. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// KillTimeout is the wait between the stop signal and SIGKILL. Default 5s.
+	KillTimeout Duration `yaml:"kill_timeout"`
+	// StopSignal is sent to the instance's process group on stop. Default SIGTERM.
+	StopSignal Signal `yaml:"stop_signal"`
+
+	// MaxFails connect errors or timeouts within FailTimeout mark an instance down
+	// for FailTimeout, like NGINX max_fails. Default 1; 0 after defaults is impossible
+	// (write max_fails: -1 to disable... see Validate).
+	MaxFails int `yaml:"max_fails"`
+	// FailTimeout: see MaxFails. Default 10s.
+	FailTimeout Duration `yaml:"fail_timeout"`
+}
+
+// Route sends requests whose path starts with Path to the app To.
+type Route struct {
+	Line int `yaml:"-"`
+
+	// Path is a path prefix, "/" matching everything. Required; must start with "/".
+	Path string `yaml:"path"`
+	// To names an app under apps:. Required.
+	To string `yaml:"to"`
+	// Balance is round_robin (smooth weighted, default), least_conn or random_two.
+	Balance Balance `yaml:"balance"`
+	// QueueTimeout bounds how long a request waits for a ready instance before a 503. Default 5s.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+}
+
+// Ready is the readiness check of an app: exactly one of HTTP, TCP, Notify.
+type Ready struct {
+	// HTTP is a path probed with GET on the instance's port; any 2xx or 3xx is ready.
+	HTTP string `yaml:"http"`
+	// TCP: ready once the instance's port accepts a connection.
+	TCP bool `yaml:"tcp"`
+	// Notify: ready once the instance writes READY=1 to $NOTIFY_SOCKET.
+	Notify bool `yaml:"notify"`
+}
+
+// Balance names a selection policy.
+type Balance string
+
+// The selection policies.
+const (
+	RoundRobin Balance = "round_robin"
+	LeastConn  Balance = "least_conn"
+	RandomTwo  Balance = "random_two"
+)
+
+// Command is a command line split into argv.
+type Command []string
+
+// Instances is an instance count; "max" is resolved to runtime.NumCPU() at load.
+type Instances int
+
+// Duration is a time.Duration written as "1.5s"/"300ms", or as a bare number of milliseconds like PM2.
+type Duration time.Duration
+
+// Signal is a signal written as "SIGTERM", "TERM" or "15".
+type Signal syscall.Signal
+
+// Prefix is a CIDR or a single address ("127.0.0.1" means 127.0.0.1/32).
+type Prefix netip.Prefix

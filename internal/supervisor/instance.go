@@ -1,0 +1,343 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/proc"
+)
+
+// Backoff bounds, as the core issue fixes them: start at restart_delay, grow
+// x1.5 per consecutive restart up to maxBackoff, start over after a run of
+// stableAfter.
+const (
+	backoffFactor = 1.5
+	maxBackoff    = 15 * time.Second
+	stableAfter   = 30 * time.Second
+)
+
+// instance is one slot of an app (index i): it owns a goroutine (run) that
+// spawns, watches and restarts the slot's process.
+type instance struct {
+	sup   *Supervisor
+	app   *config.App
+	index int
+
+	mu        sync.Mutex
+	state     State
+	id        uint64
+	pid       int
+	port      int
+	restarts  int
+	startedAt time.Time
+	lastExit  string
+	cpuPct    float64
+	rss       uint64
+	cpuPrev   time.Duration
+	cpuPrevAt time.Time
+}
+
+// outcome is how waiting for readiness ended.
+type outcome int
+
+const (
+	becameReady outcome = iota
+	exitedEarly
+	notReadyInTime
+	canceled
+)
+
+func (in *instance) logger() *slog.Logger {
+	return in.sup.log.With("app", in.app.Name, "instance", in.index)
+}
+
+// run keeps the slot's process running until ctx ends.
+func (in *instance) run(ctx context.Context) {
+	log := in.logger()
+	delay := time.Duration(in.app.RestartDelay)
+	unstable := 0
+	for {
+		if ctx.Err() != nil {
+			in.setState(Stopped)
+			return
+		}
+		started := time.Now()
+		stable, stop := in.runOnce(ctx, log)
+		if stop {
+			return
+		}
+		uptime := time.Since(started)
+		if stable && uptime >= time.Duration(in.app.MinUptime) {
+			unstable = 0
+		} else {
+			unstable++
+		}
+		if uptime >= stableAfter {
+			delay = time.Duration(in.app.RestartDelay)
+		}
+		if unstable > in.app.MaxRestarts {
+			in.setState(Errored)
+			log.Error("instance errored: too many unstable restarts; it stays stopped",
+				"unstable_restarts", unstable-1, "min_uptime", time.Duration(in.app.MinUptime), "max_restarts", in.app.MaxRestarts)
+			return
+		}
+		wait := jitter(delay)
+		delay = min(time.Duration(float64(delay)*backoffFactor), maxBackoff)
+		in.mu.Lock()
+		in.state, in.restarts = Backoff, in.restarts+1
+		in.mu.Unlock()
+		log.Info("restarting instance", "in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			in.setState(Stopped)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runOnce spawns the process and follows it until it exits (stop=false) or
+// ctx ends and it has been stopped (stop=true). stable is false when the
+// process never became ready.
+func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop bool) {
+	in.setState(Starting)
+	p, inst, notify, err := in.spawn()
+	if err != nil {
+		in.mu.Lock()
+		in.lastExit = err.Error()
+		in.mu.Unlock()
+		log.Error("cannot start instance", "err", err)
+		return false, false
+	}
+	log = log.With("pid", inst.Pid, "addr", inst.Addr)
+	started := time.Now()
+	switch in.awaitReady(ctx, p, inst, notify) {
+	case canceled:
+		in.setState(Draining)
+		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
+		in.exited(p, log, "stopped before ready")
+		in.setState(Stopped)
+		return false, true
+	case exitedEarly:
+		in.exited(p, log, "exited before ready")
+		return false, false
+	case notReadyInTime:
+		log.Error("instance not ready within listen_timeout; stopping it", "listen_timeout", time.Duration(in.app.ListenTimeout))
+		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
+		in.exited(p, log, "not ready in time")
+		return false, false
+	}
+
+	in.setState(Ready)
+	log.Info("instance ready", "after", time.Since(started).Round(time.Millisecond))
+	if h := in.sup.hooks.Ready; h != nil {
+		h(inst)
+	}
+	select {
+	case <-p.Done():
+		if h := in.sup.hooks.Gone; h != nil {
+			h(inst)
+		}
+		in.exited(p, log, "crashed")
+		return true, false
+	case <-ctx.Done():
+	}
+
+	// Graceful stop: out of the pool, in-flight done, signal, kill.
+	in.setState(Draining)
+	if h := in.sup.hooks.Drain; h != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(in.app.DrainTimeout))
+		h(dctx, inst)
+		cancel()
+	}
+	if err := p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout)); err != nil {
+		log.Warn("stopping instance", "err", err)
+	}
+	if h := in.sup.hooks.Gone; h != nil {
+		h(inst)
+	}
+	in.exited(p, log, "stopped")
+	in.setState(Stopped)
+	return true, true
+}
+
+// exited records and logs how the process ended.
+func (in *instance) exited(p *proc.Process, log *slog.Logger, why string) {
+	p.WaitOutput()
+	desc := p.Describe()
+	in.mu.Lock()
+	in.lastExit = desc
+	in.pid = 0
+	in.mu.Unlock()
+	in.sup.ports.release(in.portNow())
+	level := slog.LevelWarn
+	if why == "stopped" || why == "stopped before ready" {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, "instance "+why, "exit", desc)
+}
+
+func (in *instance) portNow() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.port
+}
+
+// spawn starts a new process for the slot.
+func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
+	port, err := in.sup.ports.take()
+	if err != nil {
+		return nil, Instance{}, nil, err
+	}
+	id := in.sup.nextID.Add(1)
+	env := in.environ(port)
+	var notify *notifySocket
+	if in.app.Ready.Notify {
+		// Short: a unix socket path must fit in 108 bytes.
+		path := fmt.Sprintf("%s/n%d.sock", in.sup.runDir, id)
+		notify, err = listenNotify(path)
+		if err != nil {
+			in.sup.ports.release(port)
+			return nil, Instance{}, nil, err
+		}
+		env = append(env, "NOTIFY_SOCKET="+path)
+	}
+	p, err := proc.Start(proc.Spec{
+		Path:   in.app.Command[0],
+		Args:   in.app.Command[1:],
+		Dir:    in.app.Cwd,
+		Env:    env,
+		Output: in.sup.output,
+		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
+	})
+	if err != nil {
+		in.sup.ports.release(port)
+		if notify != nil {
+			notify.Close()
+		}
+		return nil, Instance{}, nil, err
+	}
+	inst := Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
+	in.mu.Lock()
+	in.id, in.pid, in.port, in.startedAt = id, p.Pid(), port, time.Now()
+	in.cpuPct, in.rss, in.cpuPrev, in.cpuPrevAt = 0, 0, 0, time.Time{}
+	in.mu.Unlock()
+	return p, inst, notify, nil
+}
+
+// environ is herd's environment, then the app's env:, then herd's own variables.
+func (in *instance) environ(port int) []string {
+	env := os.Environ()
+	for k, v := range in.app.Env {
+		env = append(env, k+"="+v)
+	}
+	idx := strconv.Itoa(in.index)
+	env = append(env,
+		"PORT="+strconv.Itoa(port),
+		"HERD_APP="+in.app.Name,
+		"HERD_INSTANCE="+idx,
+		in.app.InstanceVar+"="+idx,
+	)
+	return env
+}
+
+// awaitReady waits for the readiness check, the process's exit, the
+// listen_timeout, or ctx, whichever comes first.
+func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instance, notify *notifySocket) outcome {
+	probeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	go func() {
+		var err error
+		switch {
+		case notify != nil:
+			defer notify.Close()
+			err = notify.waitReady(probeCtx)
+		case in.app.Ready.HTTP != "":
+			err = probeHTTP(probeCtx, "http://"+inst.Addr+in.app.Ready.HTTP)
+		default:
+			err = probeTCP(probeCtx, inst.Addr)
+		}
+		if err == nil {
+			close(ready)
+		}
+	}()
+	timeout := time.NewTimer(time.Duration(in.app.ListenTimeout))
+	defer timeout.Stop()
+	select {
+	case <-ready:
+		return becameReady
+	case <-p.Done():
+		return exitedEarly
+	case <-timeout.C:
+		return notReadyInTime
+	case <-ctx.Done():
+		return canceled
+	}
+}
+
+func (in *instance) setState(s State) {
+	in.mu.Lock()
+	in.state = s
+	in.mu.Unlock()
+}
+
+func (in *instance) status() InstanceStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := InstanceStatus{
+		ID: in.id, Index: in.index, State: in.state, Restarts: in.restarts,
+		LastExit: in.lastExit, CPUPercent: in.cpuPct, RSSBytes: in.rss,
+	}
+	if in.pid != 0 {
+		st.Pid, st.Port, st.StartedAt = in.pid, in.port, in.startedAt
+	}
+	return st
+}
+
+// sampleUsage updates CPU % (since the previous sample) and RSS from /proc.
+func (in *instance) sampleUsage(now time.Time) {
+	in.mu.Lock()
+	pid := in.pid
+	in.mu.Unlock()
+	if pid == 0 {
+		return
+	}
+	u, err := proc.ReadUsage(pid)
+	if err != nil {
+		return // exited meanwhile
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.pid != pid {
+		return
+	}
+	if !in.cpuPrevAt.IsZero() {
+		if wall := now.Sub(in.cpuPrevAt); wall > 0 {
+			in.cpuPct = 100 * float64(u.CPU-in.cpuPrev) / float64(wall)
+		}
+	}
+	in.cpuPrev, in.cpuPrevAt, in.rss = u.CPU, now, u.RSS
+}
+
+// jitter spreads d by up to +20 %, so that instances that crashed together
+// do not restart in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+var errProbeCanceled = errors.New("supervisor: readiness probe canceled")
