@@ -1,0 +1,93 @@
+package admin
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/herdhq/herd/internal/supervisor"
+)
+
+// Metrics holds herd's Prometheus metrics. Request metrics are recorded by
+// ObserveRequest; instance metrics are read from the status function at
+// scrape time, so they cost nothing between scrapes.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers herd's metrics, the instance collector for status, and
+// the Go and process collectors for herd itself.
+func NewMetrics(status StatusFunc) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herd_requests_total",
+			Help: "Requests handled by the proxy, by route, app and status code (499: client went away).",
+		}, []string{"route", "app", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herd_request_duration_seconds",
+			Help:    "Time from request to the end of the response, by route and app.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "app"}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration,
+		instanceCollector{status: status},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveRequest records one finished request.
+func (m *Metrics) ObserveRequest(route, app string, status int, elapsed time.Duration) {
+	m.requests.WithLabelValues(route, app, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, app).Observe(elapsed.Seconds())
+}
+
+var (
+	descState = prometheus.NewDesc("herd_instance_state",
+		"1 for the state each instance is in.", []string{"app", "instance", "state"}, nil)
+	descRestarts = prometheus.NewDesc("herd_instance_restarts_total",
+		"Restarts of each instance slot since herd started.", []string{"app", "instance"}, nil)
+	descCPU = prometheus.NewDesc("herd_instance_cpu_ratio",
+		"CPU used by each instance over the last sample interval (1 = one core).", []string{"app", "instance"}, nil)
+	descRSS = prometheus.NewDesc("herd_instance_resident_memory_bytes",
+		"Resident memory of each instance.", []string{"app", "instance"}, nil)
+	descInflight = prometheus.NewDesc("herd_instance_inflight_requests",
+		"Requests in flight to each instance.", []string{"app", "instance"}, nil)
+)
+
+var allStates = []supervisor.State{supervisor.Starting, supervisor.Ready, supervisor.Draining,
+	supervisor.Backoff, supervisor.Errored, supervisor.Stopped}
+
+type instanceCollector struct{ status StatusFunc }
+
+func (c instanceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descCPU, descRSS, descInflight} {
+		ch <- d
+	}
+}
+
+func (c instanceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.status() {
+		for _, in := range a.Instances {
+			idx := strconv.Itoa(in.Index)
+			for _, s := range allStates {
+				v := 0.0
+				if in.State == s {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, a.Name, idx, string(s))
+			}
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(in.Restarts), a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, in.CPUPercent/100, a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(in.RSSBytes), a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(in.Inflight), a.Name, idx)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/herdhq/herd/internal/balance"
+)
+
+// StatusClientClosed is NGINX's code for a client that went away before the
+// response: logged and counted, never sent.
+const StatusClientClosed = 499
+
+// errorHandler answers a failed proxy attempt for one route.
+func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		id := r.Header.Get("X-Request-Id")
+		if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
+			if rec, ok := w.(*recorder); ok {
+				rec.status = StatusClientClosed
+			}
+			h.log.Info("client closed request", "status", StatusClientClosed, "app", rt.App, "path", r.URL.Path, "request_id", id)
+			return
+		}
+		var status int
+		var reason string
+		switch {
+		case errors.Is(err, balance.ErrNoBackend):
+			status = http.StatusServiceUnavailable
+			reason = fmt.Sprintf("no instance of app %q was ready within %s", rt.App, rt.QueueTimeout)
+		case errors.Is(err, errNoRetryTarget):
+			status = http.StatusBadGateway
+			reason = fmt.Sprintf("an instance of app %q failed and no other was ready", rt.App)
+		case isTimeout(err):
+			status = http.StatusGatewayTimeout
+			reason = fmt.Sprintf("instance of app %q timed out: %v", rt.App, err)
+		default:
+			status = http.StatusBadGateway
+			reason = fmt.Sprintf("instance of app %q failed: %v", rt.App, err)
+		}
+		h.log.Warn("proxy error", "status", status, "app", rt.App, "path", r.URL.Path, "request_id", id, "err", err)
+		writeError(w, r, status, rt.App, reason)
+	}
+}
+
+// errorBody is the JSON body of every error herd itself answers.
+type errorBody struct {
+	Error     string `json:"error"`
+	App       string `json:"app,omitempty"`
+	Reason    string `json:"reason"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, app, reason string) {
+	body, _ := json.Marshal(errorBody{
+		Error:     http.StatusText(status),
+		App:       app,
+		Reason:    reason,
+		RequestID: r.Header.Get("X-Request-Id"),
+	})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		h.Set("X-Request-Id", id)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// recorder remembers the status sent. Unwrap lets http.ResponseController
+// reach the real writer for flushing and WebSocket hijacking.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || (r.status >= 100 && r.status < 200 && code != http.StatusSwitchingProtocols) {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Status is the status sent, 200 if the handler wrote nothing.
+func (r *recorder) Status() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}

@@ -1,0 +1,152 @@
+// Package proxy is herd's HTTP front: it matches a request to a route,
+// picks a ready instance of the route's app, and forwards the request with
+// httputil.ReverseProxy, streaming both ways. It retries an idempotent
+// request once on another instance when the first could not be reached,
+// waits (bounded) for an instance when none is ready, and answers its own
+// errors as JSON.
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herdhq/herd/internal/balance"
+)
+
+// Route sends requests under Path to the instances in Pool.
+type Route struct {
+	// Path is a path prefix; "/" matches every path, "/api" matches /api and
+	// /api/..., not /apiary.
+	Path string
+	// App names the app, for errors, logs and metrics.
+	App string
+	// Pool holds the app's ready instances.
+	Pool *balance.Pool
+	// Policy picks among them.
+	Policy balance.Policy
+	// QueueTimeout bounds the wait for a ready instance. Zero means 5s.
+	QueueTimeout time.Duration
+}
+
+// Options configure a Handler.
+type Options struct {
+	Routes []Route
+	// TrustedProxies are the peers whose X-Forwarded-* and X-Real-IP headers
+	// are kept; anyone else's are replaced.
+	TrustedProxies []netip.Prefix
+	// Log receives proxy errors. Nil means slog.Default().
+	Log *slog.Logger
+	// Observe, if set, is called once per request when it is done, with the
+	// status sent (499 when the client went away first).
+	Observe func(route, app string, status int, elapsed time.Duration)
+}
+
+// Handler is the proxy's http.Handler. It is safe for concurrent use.
+type Handler struct {
+	routes  []*route // longest path first
+	trusted []netip.Prefix
+	log     *slog.Logger
+	observe func(route, app string, status int, elapsed time.Duration)
+}
+
+type route struct {
+	Route
+	proxy *httputil.ReverseProxy
+}
+
+// New returns a Handler for opts. Routes to the same pool share one
+// connection pool to its instances.
+func New(opts Options) *Handler {
+	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	transports := map[*balance.Pool]http.RoundTripper{}
+	for _, r := range opts.Routes {
+		if r.QueueTimeout <= 0 {
+			r.QueueTimeout = 5 * time.Second
+		}
+		base, ok := transports[r.Pool]
+		if !ok {
+			base = newTransport()
+			transports[r.Pool] = base
+		}
+		rt := &route{Route: r}
+		rt.proxy = &httputil.ReverseProxy{
+			Rewrite:        h.rewrite,
+			Transport:      &pickTransport{route: &rt.Route, base: base},
+			FlushInterval:  -1, // stream as the instance writes: SSE, chunked
+			BufferPool:     bufferPool{},
+			ErrorHandler:   h.errorHandler(&rt.Route),
+			ModifyResponse: echoRequestID,
+			ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		}
+		h.routes = append(h.routes, rt)
+	}
+	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].Path) > len(h.routes[j].Path) })
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header.Set("X-Request-Id", newRequestID())
+	}
+	rt := h.match(r.URL.Path)
+	if rt == nil {
+		writeError(w, r, http.StatusNotFound, "", "no route matches this path")
+		h.done("", "", http.StatusNotFound, start)
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	defer func() { h.done(rt.Path, rt.App, rec.Status(), start) }()
+	rt.proxy.ServeHTTP(rec, r)
+}
+
+func (h *Handler) done(route, app string, status int, start time.Time) {
+	if h.observe != nil {
+		h.observe(route, app, status, time.Since(start))
+	}
+}
+
+func (h *Handler) match(path string) *route {
+	for _, rt := range h.routes {
+		if matchPrefix(rt.Path, path) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// matchPrefix reports whether path is prefix or lies below it.
+func matchPrefix(prefix, path string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// echoRequestID returns the request id to the client unless the instance set one.
+func echoRequestID(res *http.Response) error {
+	if res.Header.Get("X-Request-Id") == "" {
+		if id := res.Request.Header.Get("X-Request-Id"); id != "" {
+			res.Header.Set("X-Request-Id", id)
+		}
+	}
+	return nil
+}
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

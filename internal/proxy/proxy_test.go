@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herdhq/herd/internal/balance"
+)
+
+// setup runs a proxy in front of the given instance handlers (one route "/"
+// to app "web", round robin) and returns its URL and pool.
+func setup(t *testing.T, opts Options, handlers ...http.Handler) (string, *balance.Pool) {
+	t.Helper()
+	pool := balance.NewPool("web", 1, time.Minute)
+	for i, h := range handlers {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://"), App: "web", Index: i})
+	}
+	if opts.Routes == nil {
+		opts.Routes = []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, QueueTimeout: 200 * time.Millisecond}}
+	}
+	front := httptest.NewServer(New(opts))
+	t.Cleanup(front.Close)
+	return front.URL, pool
+}
+
+func echoHeaders() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{"Host": r.Host, "Path": r.URL.Path}
+		for k := range r.Header {
+			h[k] = r.Header.Get(k)
+		}
+		json.NewEncoder(w).Encode(h)
+	})
+}
+
+func doJSON(t *testing.T, req *http.Request) (*http.Response, map[string]string) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]string
+	data, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("decoding %q: %v", data, err)
+	}
+	return res, m
+}
+
+func TestForwardedHeaders(t *testing.T) {
+	tests := []struct {
+		name     string
+		trusted  []netip.Prefix
+		in       map[string]string
+		wantXFF  string
+		wantReal string
+		wantHost string
+	}{
+		{
+			name:     "untrusted peer: incoming headers replaced",
+			in:       map[string]string{"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6", "X-Forwarded-Host": "evil"},
+			wantXFF:  "127.0.0.1",
+			wantReal: "127.0.0.1",
+			wantHost: "example.test",
+		},
+		{
+			name:     "trusted peer: chain kept and extended",
+			trusted:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			in:       map[string]string{"X-Forwarded-For": "203.0.113.9, 127.0.0.5", "X-Forwarded-Host": "shop.test"},
+			wantXFF:  "203.0.113.9, 127.0.0.5, 127.0.0.1",
+			wantReal: "203.0.113.9",
+			wantHost: "shop.test",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			url, _ := setup(t, Options{TrustedProxies: tc.trusted}, echoHeaders())
+			req, _ := http.NewRequest("GET", url+"/x", nil)
+			req.Host = "example.test"
+			for k, v := range tc.in {
+				req.Header.Set(k, v)
+			}
+			res, got := doJSON(t, req)
+			if got["X-Forwarded-For"] != tc.wantXFF {
+				t.Errorf("X-Forwarded-For = %q; want %q", got["X-Forwarded-For"], tc.wantXFF)
+			}
+			if got["X-Real-Ip"] != tc.wantReal {
+				t.Errorf("X-Real-IP = %q; want %q", got["X-Real-Ip"], tc.wantReal)
+			}
+			if got["X-Forwarded-Host"] != tc.wantHost {
+				t.Errorf("X-Forwarded-Host = %q; want %q", got["X-Forwarded-Host"], tc.wantHost)
+			}
+			if got["X-Forwarded-Proto"] != "http" || got["Host"] != "example.test" {
+				t.Errorf("proto/host = %q/%q; want http/example.test", got["X-Forwarded-Proto"], got["Host"])
+			}
+			id := got["X-Request-Id"]
+			if len(id) != 32 || res.Header.Get("X-Request-Id") != id {
+				t.Errorf("request id %q, response id %q; want a 32-hex id echoed back", id, res.Header.Get("X-Request-Id"))
+			}
+		})
+	}
+}
+
+func TestRequestIDKept(t *testing.T) {
+	url, _ := setup(t, Options{}, echoHeaders())
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	req.Header.Set("X-Request-ID", "abc-123")
+	res, got := doJSON(t, req)
+	if got["X-Request-Id"] != "abc-123" || res.Header.Get("X-Request-Id") != "abc-123" {
+		t.Errorf("got %q / %q; want the client's id kept", got["X-Request-Id"], res.Header.Get("X-Request-Id"))
+	}
+}
+
+func TestRouting(t *testing.T) {
+	web := balance.NewPool("web", 1, time.Minute)
+	api := balance.NewPool("api", 1, time.Minute)
+	for _, p := range []*balance.Pool{web, api} {
+		name := p.Name
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(srv.Close)
+		p.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	}
+	url, _ := setup(t, Options{Routes: []Route{
+		{Path: "/", App: "web", Pool: web, Policy: &balance.RoundRobin{}},
+		{Path: "/api", App: "api", Pool: api, Policy: &balance.RoundRobin{}},
+	}})
+	for path, want := range map[string]string{"/": "web", "/api": "api", "/api/users": "api", "/apiary": "web", "/x/api": "web"} {
+		res, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != want {
+			t.Errorf("GET %s reached %q; want %q", path, body, want)
+		}
+	}
+}
+
+func TestNoRouteIs404JSON(t *testing.T) {
+	pool := balance.NewPool("api", 1, time.Minute)
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/api", App: "api", Pool: pool, Policy: &balance.RoundRobin{}}}})
+	res, body := doJSON(t, mustReq(t, "GET", url+"/other", nil))
+	if res.StatusCode != 404 || body["reason"] == "" || res.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("got %d %v; want 404 JSON with a reason", res.StatusCode, body)
+	}
+}
+
+func mustReq(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestNoReadyInstanceIs503AfterQueueWait(t *testing.T) {
+	var observed atomic.Int64
+	url, _ := setup(t, Options{Observe: func(route, app string, status int, _ time.Duration) { observed.Store(int64(status)) }})
+	start := time.Now()
+	res, body := doJSON(t, mustReq(t, "GET", url+"/", nil))
+	if res.StatusCode != 503 || body["app"] != "web" || !strings.Contains(body["reason"], "web") {
+		t.Errorf("got %d %v; want 503 JSON naming app web", res.StatusCode, body)
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("answered after %s; want the 200ms queue wait first", waited)
+	}
+	if observed.Load() != 503 {
+		t.Errorf("observed status %d; want 503", observed.Load())
+	}
+}
+
+func TestRetryOnRefusedConnection(t *testing.T) {
+	var hits atomic.Int64
+	good := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		w.Write(body)
+	})
+	url, pool := setup(t, Options{}, good)
+	// A backend whose port refuses connections, picked first half the time.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := &balance.Backend{Addr: l.Addr().String()}
+	l.Close()
+	pool.Add(dead)
+
+	for _, tc := range []struct {
+		name   string
+		method string
+		header string
+		want   int
+	}{
+		{"GET is retried", "GET", "", 200},
+		{"PUT is retried", "PUT", "", 200},
+		{"POST with Idempotency-Key is retried", "POST", "k1", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 4 {
+				req := mustReq(t, tc.method, url+"/", strings.NewReader("payload"))
+				if tc.header != "" {
+					req.Header.Set("Idempotency-Key", tc.header)
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != tc.want || (tc.method != "GET" && string(body) != "payload") {
+					t.Fatalf("%s = %d %q; want %d with the body delivered", tc.method, res.StatusCode, body, tc.want)
+				}
+			}
+		})
+	}
+	if dead.Available(time.Now()) {
+		t.Error("refusing backend not marked down by passive health")
+	}
+}
+
+func TestPOSTNotRetriedAfterReset(t *testing.T) {
+	var calls atomic.Int64
+	resetter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close() // RST before any response byte
+	})
+	url, _ := setup(t, Options{}, resetter, resetter)
+	res, body := doJSON(t, mustReq(t, "POST", url+"/", strings.NewReader("x")))
+	if res.StatusCode != 502 || body["app"] != "web" {
+		t.Errorf("POST = %d %v; want 502 JSON", res.StatusCode, body)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("POST reached %d instances; want 1 (never retried)", calls.Load())
+	}
+	calls.Store(0)
+	res, _ = doJSON(t, mustReq(t, "GET", url+"/", nil))
+	if res.StatusCode != 502 || calls.Load() != 2 {
+		t.Errorf("GET = %d after %d attempts; want 502 after exactly 2 (one retry)", res.StatusCode, calls.Load())
+	}
+}
+
+func TestClientGoneIs499(t *testing.T) {
+	statuses := make(chan int, 1)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})
+	url, _ := setup(t, Options{Observe: func(_, _ string, status int, _ time.Duration) { statuses <- status }}, slow)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("request succeeded; want the client to give up")
+	}
+	select {
+	case s := <-statuses:
+		if s != StatusClientClosed {
+			t.Errorf("observed %d; want 499", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request never observed")
+	}
+}
+
+func TestStreamingIsNotBuffered(t *testing.T) {
+	release := make(chan struct{})
+	sse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "data: two\n\n")
+	})
+	url, _ := setup(t, Options{}, sse)
+	res, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event = %q, %v; want it before the stream ends", line, err)
+	}
+	close(release)
+}
+
+func TestUpgradePassesThrough(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		conn.Write([]byte("echo: " + line))
+	})
+	url, pool := setup(t, Options{}, echo)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade answer %v, %v; want 101", res, err)
+	}
+	if n := pool.Backends()[0].Inflight(); n != 1 {
+		t.Errorf("in flight during the upgraded connection = %d; want 1", n)
+	}
+	io.WriteString(conn, "hello\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo: hello\n" {
+		t.Fatalf("echo = %q, %v", line, err)
+	}
+}
+
+func TestMatchPrefix(t *testing.T) {
+	tests := []struct {
+		prefix, path string
+		want         bool
+	}{
+		{"/", "/", true},
+		{"/", "/anything", true},
+		{"/api", "/api", true},
+		{"/api", "/api/x", true},
+		{"/api", "/apix", false},
+		{"/api/", "/api/x", true},
+		{"/api/", "/api", false},
+	}
+	for _, tc := range tests {
+		if got := matchPrefix(tc.prefix, tc.path); got != tc.want {
+			t.Errorf("matchPrefix(%q, %q) = %v; want %v", tc.prefix, tc.path, got, tc.want)
+		}
+	}
+}

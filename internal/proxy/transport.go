@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/herdhq/herd/internal/balance"
+)
+
+// newTransport returns the connection pool to one app's instances.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:       nil, // never through an environment proxy: instances are local
+		DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Sized for concurrency, not Go's default of 2 per host, which
+		// exhausts ephemeral ports under load.
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 1024,
+		// Below Node's 5 s keep-alive, so herd never reuses a connection
+		// that the instance is closing.
+		IdleConnTimeout:       4 * time.Second,
+		DisableCompression:    true, // pass Accept-Encoding through untouched
+		ExpectContinueTimeout: time.Second,
+		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       16 << 10,
+	}
+}
+
+// pickTransport chooses an instance for each request and counts it in flight
+// until the response body is closed, so a drain waits for streams too.
+type pickTransport struct {
+	route *Route
+	base  http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper. The request is ReverseProxy's own
+// outbound copy, so setting its URL host is safe.
+func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	pool := t.route.Pool
+	var body *trackedBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &trackedBody{ReadCloser: req.Body}
+		req.Body = body
+	}
+	var tried *balance.Backend
+	for {
+		b, err := pool.Pick(ctx, t.route.Policy, tried, t.route.QueueTimeout)
+		if err != nil {
+			if tried != nil && errors.Is(err, balance.ErrNoBackend) {
+				return nil, errNoRetryTarget
+			}
+			return nil, err
+		}
+		req.URL.Host = b.Addr
+		b.Acquire()
+		res, err := t.base.RoundTrip(req)
+		if err == nil {
+			res.Body = releaseOnClose(res, b)
+			return res, nil
+		}
+		b.Release()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if isConnectError(err) || isTimeout(err) {
+			b.Fail(time.Now(), pool.MaxFails, pool.FailTimeout)
+		}
+		if tried != nil || !retryable(req, body, err) {
+			return nil, err
+		}
+		tried = b
+	}
+}
+
+var errNoRetryTarget = errors.New("proxy: instance failed and no other instance was ready")
+
+// retryable: nothing reached the client yet (RoundTrip failed), the method is
+// idempotent or the request carries an Idempotency-Key, no body byte was
+// consumed, and the failure was a refused connection or a connection reset
+// before any response byte.
+func retryable(req *http.Request, body *trackedBody, err error) bool {
+	if body != nil && body.read.Load() {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+	default:
+		if req.Header.Get("Idempotency-Key") == "" {
+			return false
+		}
+	}
+	if isConnectError(err) {
+		return true
+	}
+	if isTimeout(err) {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// trackedBody lets the transport read the request body while remembering
+// whether it did; Close is left to the server, so a retry can still send a
+// body that was never read.
+type trackedBody struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.read.Store(true)
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return nil }
+
+// releaseOnClose wraps res.Body so the backend's in-flight count drops when
+// ReverseProxy is done with the response. An upgraded (101) body stays
+// writable, which ReverseProxy needs for WebSocket.
+func releaseOnClose(res *http.Response, b *balance.Backend) io.ReadCloser {
+	if w, ok := res.Body.(io.Writer); ok && res.StatusCode == http.StatusSwitchingProtocols {
+		return &releaseRWBody{releaseBody: releaseBody{ReadCloser: res.Body, backend: b}, w: w}
+	}
+	return &releaseBody{ReadCloser: res.Body, backend: b}
+}
+
+type releaseBody struct {
+	io.ReadCloser
+	backend *balance.Backend
+	once    sync.Once
+}
+
+func (r *releaseBody) Close() error {
+	err := r.ReadCloser.Close()
+	r.once.Do(r.backend.Release)
+	return err
+}
+
+type releaseRWBody struct {
+	releaseBody
+	w io.Writer
+}
+
+func (r *releaseRWBody) Write(p []byte) (int, error) { return r.w.Write(p) }
