@@ -11,6 +11,8 @@ import (
 type Config struct {
 	// File is the path the config was read from; error messages name it.
 	File string `yaml:"-"`
+	// lines maps dotted key paths to the lines they were written on.
+	lines map[string]int
 
 	// Listen is the public listener address. Default ":8080".
 	Listen string `yaml:"listen"`
@@ -20,8 +22,9 @@ type Config struct {
 	// X-Forwarded-For/-Proto/-Host and X-Real-IP are believed. Default: none.
 	TrustedProxies []Prefix `yaml:"trusted_proxies"`
 
-	// Apps are the herd-managed apps by name, in file order.
-	Apps []*App `yaml:"apps"`
+	// Apps are the herd-managed apps by name, in file order. In YAML they are
+	// a mapping from name to app ("keyed": Name and Line come from the key).
+	Apps []*App `yaml:"apps,keyed"`
 	// Routes map request paths to apps, longest path prefix first.
 	Routes []*Route `yaml:"routes"`
 }
@@ -55,7 +58,8 @@ type App struct {
 	RestartDelay Duration `yaml:"restart_delay"`
 	// MinUptime: an exit sooner than this after spawn is an unstable restart. Default 1s.
 	MinUptime Duration `yaml:"min_uptime"`
-	// MaxRestarts consecutive unstable restarts make the instance errored. Default 16.
+	// MaxRestarts: more consecutive unstable restarts than this make the
+	// instance errored. Default 16 (0 means the default).
 	MaxRestarts int `yaml:"max_restarts"`
 	// DrainTimeout bounds the wait for in-flight requests on stop. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
@@ -65,8 +69,7 @@ type App struct {
 	StopSignal Signal `yaml:"stop_signal"`
 
 	// MaxFails connect errors or timeouts within FailTimeout mark an instance down
-	// for FailTimeout, like NGINX max_fails. Default 1; 0 after defaults is impossible
-	// (write max_fails: -1 to disable... see Validate).
+	// for FailTimeout, like NGINX max_fails. Default 1.
 	MaxFails int `yaml:"max_fails"`
 	// FailTimeout: see MaxFails. Default 10s.
 	FailTimeout Duration `yaml:"fail_timeout"`

@@ -140,6 +140,7 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	}
 
 	in.setState(Ready)
+	in.sampleUsage(time.Now()) // RSS right away; CPU % from the next sample
 	log.Info("instance ready", "after", time.Since(started).Round(time.Millisecond))
 	if h := in.sup.hooks.Ready; h != nil {
 		h(inst)

@@ -1,0 +1,19 @@
+# make run   build herd and the hello example, then run herd.yaml
+# make test  install what is missing, then vet, staticcheck and the race-enabled tests
+.PHONY: build run test lint bench
+
+build:
+	go build -o bin/herd ./cmd/herd
+	go build -o bin/hello ./examples/hello
+
+run: build
+	bin/herd up -f herd.yaml
+
+test:
+	bash scripts/test.sh
+
+lint:
+	bash scripts/test.sh --lint-only
+
+bench:
+	bash bench/run.sh

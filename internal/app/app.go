@@ -1,0 +1,205 @@
+// Package app starts herd's subsystems for one config and stops them in
+// order: listeners are bound first (so a port in use fails before anything
+// starts), then the supervisor, proxy and admin servers run together; on
+// cancellation the public listener stops accepting while every instance
+// drains, and the admin listener closes last.
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/herdhq/herd/internal/admin"
+	"github.com/herdhq/herd/internal/balance"
+	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/proxy"
+	"github.com/herdhq/herd/internal/supervisor"
+)
+
+// Options are what Run needs besides the config.
+type Options struct {
+	// Log receives herd's own structured log.
+	Log *slog.Logger
+	// Output receives instance stdout and stderr, one "app[i] line" per Write.
+	Output io.Writer
+	// Ready, if set, is called once both listeners are bound and the apps are starting.
+	Ready func(public, admin net.Addr)
+}
+
+// Run runs cfg until ctx ends, then stops gracefully. A listener that cannot
+// be bound is reported as config.Errors naming the line of its key.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	log := opts.Log
+	public, adminLn, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+
+	pools := make(map[string]*balance.Pool, len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		pools[a.Name] = balance.NewPool(a.Name, a.MaxFails, time.Duration(a.FailTimeout))
+	}
+	live := &liveBackends{byID: map[uint64]*balance.Backend{}}
+	sup := supervisor.New(cfg, supervisor.Hooks{
+		Ready: func(in supervisor.Instance) {
+			pools[in.App].Add(live.add(in))
+		},
+		Drain: func(ctx context.Context, in supervisor.Instance) {
+			if b := live.get(in.ID); b != nil {
+				pools[in.App].Drain(ctx, b)
+			}
+		},
+		Gone: func(in supervisor.Instance) {
+			if b := live.remove(in.ID); b != nil {
+				pools[in.App].Remove(b)
+			}
+		},
+	}, log, opts.Output)
+
+	status := func() []supervisor.AppStatus {
+		apps := sup.Status()
+		for i := range apps {
+			for j := range apps[i].Instances {
+				if b := live.get(apps[i].Instances[j].ID); b != nil {
+					apps[i].Instances[j].Inflight = b.Inflight()
+				}
+			}
+		}
+		return apps
+	}
+	metrics := admin.NewMetrics(status)
+
+	routes := make([]proxy.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		policy, err := balance.NewPolicy(string(r.Balance))
+		if err != nil {
+			return err // Validate already refused unknown policies
+		}
+		routes = append(routes, proxy.Route{
+			Path: r.Path, App: r.To, Pool: pools[r.To], Policy: policy,
+			QueueTimeout: time.Duration(r.QueueTimeout),
+		})
+	}
+	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = netip.Prefix(p)
+	}
+	handler := proxy.New(proxy.Options{
+		Routes: routes, TrustedProxies: trusted, Log: log, Observe: metrics.ObserveRequest,
+	})
+
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	publicSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second, ErrorLog: errorLog}
+	adminSrv := &http.Server{Handler: admin.Handler(status, metrics.Registry), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+
+	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "apps", len(cfg.Apps))
+	if opts.Ready != nil {
+		opts.Ready(public.Addr(), adminLn.Addr())
+	}
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}
+	wg.Go(func() { serve(publicSrv, public) })
+	wg.Go(func() { serve(adminSrv, adminLn) })
+
+	runCtx, stopApps := context.WithCancel(ctx)
+	defer stopApps()
+	supDone := make(chan struct{})
+	go func() {
+		_ = sup.Run(runCtx)
+		close(supDone)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining requests and instances")
+	case runErr = <-serveErr:
+		log.Error("listener failed; stopping", "err", runErr)
+	}
+	stopApps()
+
+	// The public listener stops accepting while instances drain; requests
+	// already in flight finish, bounded by the longest drain_timeout.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), longestDrain(cfg)+time.Second)
+	defer cancel()
+	if err := publicSrv.Shutdown(shutdownCtx); err != nil {
+		publicSrv.Close()
+	}
+	<-supDone
+	_ = adminSrv.Close()
+	wg.Wait()
+	log.Info("herd stopped")
+	return runErr
+}
+
+// listen binds the public and admin listeners, reporting failures against
+// the config lines that name them.
+func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
+	public, err1 := net.Listen("tcp", cfg.Listen)
+	adminLn, err2 := net.Listen("tcp", cfg.Admin)
+	var problems config.Errors
+	if err1 != nil {
+		problems = append(problems, config.ListenProblem(cfg, "listen", cfg.Listen, err1))
+	}
+	if err2 != nil {
+		problems = append(problems, config.ListenProblem(cfg, "admin", cfg.Admin, err2))
+	}
+	if len(problems) > 0 {
+		for _, l := range []net.Listener{public, adminLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		return nil, nil, problems
+	}
+	return public, adminLn, nil
+}
+
+func longestDrain(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, a := range cfg.Apps {
+		d = max(d, time.Duration(a.DrainTimeout))
+	}
+	return d
+}
+
+// liveBackends maps supervisor instance ids to balancer backends.
+type liveBackends struct {
+	mu   sync.Mutex
+	byID map[uint64]*balance.Backend
+}
+
+func (l *liveBackends) add(in supervisor.Instance) *balance.Backend {
+	b := &balance.Backend{Addr: in.Addr, App: in.App, Index: in.Index}
+	l.mu.Lock()
+	l.byID[in.ID] = b
+	l.mu.Unlock()
+	return b
+}
+
+func (l *liveBackends) get(id uint64) *balance.Backend {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byID[id]
+}
+
+func (l *liveBackends) remove(id uint64) *balance.Backend {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.byID[id]
+	delete(l.byID, id)
+	return b
+}

@@ -1,0 +1,144 @@
+// Package cli is herd's command line: it parses flags, loads the config and
+// hands over to internal/app. It holds no machinery of its own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/herdhq/herd/internal/app"
+	"github.com/herdhq/herd/internal/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitBadConf = 2
+)
+
+// Main runs herd with args and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	code := exitOK
+	root := &cobra.Command{
+		Use:           "herd",
+		Short:         "Run web apps in cluster mode behind a built-in load balancer",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	var file, logLevel string
+	root.PersistentFlags().StringVarP(&file, "config", "f", "herd.yaml", "config file")
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "herd's log level: debug, info, warn, error")
+
+	root.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Start every app and the load balancer; stop cleanly on Ctrl-C or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				code = exitBadConf
+				return err
+			}
+			log, err := newLogger(stderr, logLevel)
+			if err != nil {
+				code = exitBadConf
+				return err
+			}
+			ctx, stop := signalContext(log)
+			defer stop()
+			err = app.Run(ctx, cfg, app.Options{Log: log, Output: &lineWriter{w: stdout}})
+			var problems config.Errors
+			if errors.As(err, &problems) {
+				code = exitBadConf
+			}
+			return err
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Report every problem in the config, ports included, without starting anything",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err == nil {
+				if problems := config.CheckListeners(cfg); len(problems) > 0 {
+					err = problems
+				}
+			}
+			if err != nil {
+				code = exitBadConf
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: ok (%d apps, %d routes)\n", file, len(cfg.Apps), len(cfg.Routes))
+			return nil
+		},
+	})
+
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, err)
+		if code == exitOK {
+			code = exitFailed
+		}
+	}
+	return code
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: write debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, which starts a
+// graceful stop. A second one exits at once; Pdeathsig then takes the
+// instances down with herd.
+func signalContext(log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("signal received; stopping gracefully (send it again to stop at once)", "signal", s.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			log.Warn("second signal; exiting now", "signal", s.String())
+			os.Exit(exitFailed)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(done); cancel() }
+}
+
+// lineWriter serialises whole-line writes from concurrent instances.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

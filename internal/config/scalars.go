@@ -1,0 +1,200 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func (c *Command) decodeNode(n *yaml.Node) error {
+	var argv []string
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var err error
+		if argv, err = SplitCommand(n.Value); err != nil {
+			return err
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			if item.Kind != yaml.ScalarNode {
+				return fmt.Errorf("want a command line or a list of words, got a list holding %s", kindName(item))
+			}
+			argv = append(argv, item.Value)
+		}
+	default:
+		return fmt.Errorf("want a command line like ./server --flag value, got %s", kindName(n))
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return errors.New("the command is empty; write the program and its arguments, like ./server --flag value")
+	}
+	*c = argv
+	return nil
+}
+
+func (i *Instances) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a number of instances, got %s; write a whole number like 3, or \"max\"", kindName(n))
+	}
+	if n.Value == "max" {
+		*i = Instances(runtime.NumCPU())
+		return nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a number; write a whole number like 3, or \"max\"", n.Value)
+	}
+	if v < 1 {
+		return fmt.Errorf("%d instances cannot run; write 1 or more, or \"max\"", v)
+	}
+	*i = Instances(v)
+	return nil
+}
+
+func (d *Duration) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 10s or 300ms, got %s", kindName(n))
+	}
+	var v time.Duration
+	if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		v = time.Duration(ms) * time.Millisecond // PM2 style: bare milliseconds
+	} else if v, err = time.ParseDuration(n.Value); err != nil {
+		return fmt.Errorf("%q is not a duration; write one like 10s, 1.5s or 300ms (a bare number is milliseconds)", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative; write a duration of 0 or more", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var signals = map[string]syscall.Signal{
+	"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT,
+	"SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2,
+	"SIGKILL": syscall.SIGKILL, "SIGWINCH": syscall.SIGWINCH,
+}
+
+func (s *Signal) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a signal name like SIGTERM, got %s", kindName(n))
+	}
+	name := strings.ToUpper(n.Value)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig, ok := signals[name]; ok {
+		*s = Signal(sig)
+		return nil
+	}
+	if num, err := strconv.Atoi(n.Value); err == nil && num > 0 && num < 65 {
+		*s = Signal(num)
+		return nil
+	}
+	return fmt.Errorf("unknown signal %q; write one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, or a number", n.Value)
+}
+
+func (s Signal) String() string {
+	for name, sig := range signals {
+		if sig == syscall.Signal(s) {
+			return name
+		}
+	}
+	return strconv.Itoa(int(s))
+}
+
+func (p *Prefix) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want an address or CIDR like 10.0.0.0/8, got %s", kindName(n))
+	}
+	if strings.Contains(n.Value, "/") {
+		pfx, err := netip.ParsePrefix(n.Value)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR; write one like 10.0.0.0/8 or an address like 127.0.0.1", n.Value)
+		}
+		*p = Prefix(pfx.Masked())
+		return nil
+	}
+	a, err := netip.ParseAddr(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address; write one like 127.0.0.1 or a CIDR like 10.0.0.0/8", n.Value)
+	}
+	*p = Prefix(netip.PrefixFrom(a, a.BitLen()))
+	return nil
+}
+
+func (b *Balance) decodeNode(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch v := Balance(n.Value); v {
+		case RoundRobin, LeastConn, RandomTwo:
+			*b = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown policy %s; write round_robin, least_conn or random_two", kindName(n))
+}
+
+// SplitCommand splits s into words like a POSIX shell, without expanding
+// anything: blanks separate words; single quotes keep everything literally;
+// double quotes keep blanks, with \" \\ \$ and \` escaped; a backslash
+// outside quotes escapes the next character.
+func SplitCommand(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\\':
+			inWord = true
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' { // backslash-newline continues the line
+					cur.WriteByte(s[i])
+				}
+			}
+		case c == '\'':
+			inWord = true
+			end := strings.IndexByte(s[i+1:], '\'')
+			if end < 0 {
+				return nil, errors.New("unterminated ' quote; close it or escape it as \\'")
+			}
+			cur.WriteString(s[i+1 : i+1+end])
+			i += end + 1
+		case c == '"':
+			inWord = true
+			closed := false
+			for i++; i < len(s); i++ {
+				if s[i] == '"' {
+					closed = true
+					break
+				}
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if !closed {
+				return nil, errors.New("unterminated \" quote; close it or escape it as \\\"")
+			}
+		default:
+			inWord = true
+			cur.WriteByte(c)
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}

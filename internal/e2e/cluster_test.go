@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, body
+}
+
+func TestDistributionAcrossThreeInstances(t *testing.T) {
+	for _, policy := range []string{"round_robin", "least_conn", "random_two"} {
+		t.Run(policy, func(t *testing.T) {
+			h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP --greeting "hi there"
+    instances: 3
+    ready: {http: /health}
+routes:
+  - path: /
+    to: web
+    balance: %s
+`, policy))
+			const n = 300
+			counts := map[int]int{}
+			for range n {
+				code, body := get(t, "http://"+h.public+"/")
+				if code != http.StatusOK {
+					t.Fatalf("GET / = %d %s; want 200", code, body)
+				}
+				var who whoAmI
+				if err := json.Unmarshal(body, &who); err != nil {
+					t.Fatal(err)
+				}
+				if who.Greeting != "hi there" {
+					t.Fatalf("greeting = %q; want %q (command not split like a shell)", who.Greeting, "hi there")
+				}
+				counts[who.Pid]++
+			}
+			if len(counts) != 3 {
+				t.Fatalf("requests reached %d instances (%v); want 3", len(counts), counts)
+			}
+			for pid, c := range counts {
+				// Rotation policies split exactly; random_two within wide bounds.
+				if c < n/3*6/10 {
+					t.Errorf("instance %d got %d of %d requests; want about %d", pid, c, n, n/3)
+				}
+				if policy == "round_robin" && c != n/3 {
+					t.Errorf("round_robin: instance %d got %d; want exactly %d", pid, c, n/3)
+				}
+			}
+		})
+	}
+}
+
+func TestKillInstanceUnderLoadLosesNoRequest(t *testing.T) {
+	h := startHerd(t, `
+apps:
+  web:
+    command: TESTAPP
+    instances: 3
+    ready: {http: /health}
+    restart_delay: 100ms
+routes:
+  - path: /
+    to: web
+`)
+	before := h.status()["web"]
+	victim := before[1].Pid
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := client.Get("http://" + h.public + "/slow?ms=5")
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", res.StatusCode, body))
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A replacement becomes ready in slot 1 with a new pid.
+	waitFor(t, 10*time.Second, "a replacement instance", func() bool {
+		in := h.status()["web"][1]
+		return in.State == "ready" && in.Pid != victim && in.Pid != 0
+	})
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of %d requests failed during kill -9 (first: %v); want 0", n, n+ok.Load(), firstErr.Load())
+	}
+	if ok.Load() < 100 {
+		t.Fatalf("only %d requests succeeded; the load did not run", ok.Load())
+	}
+	after := h.status()["web"][1]
+	if after.Restarts != 1 {
+		t.Errorf("restarts of slot 1 = %d; want 1", after.Restarts)
+	}
+	if !strings.Contains(after.LastExit, "killed") {
+		t.Errorf("last_exit = %q; want it to say killed", after.LastExit)
+	}
+	t.Logf("%d requests, 0 failed; replacement pid %d", ok.Load(), after.Pid)
+}
+
+func TestCrashLoopEndsErrored(t *testing.T) {
+	h := startHerdNoWait(t, `
+apps:
+  web:
+    command: TESTAPP --crash
+    instances: 1
+    restart_delay: 20ms
+    min_uptime: 1s
+    max_restarts: 3
+routes:
+  - path: /
+    to: web
+    queue_timeout: 300ms
+`)
+	waitFor(t, 20*time.Second, "the instance to be errored", func() bool {
+		res, err := http.Get("http://" + h.admin + "/status")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		ins := h.status()["web"]
+		return len(ins) == 1 && ins[0].State == "errored"
+	})
+	in := h.status()["web"][0]
+	if in.Restarts != 3 {
+		t.Errorf("restarts = %d; want 3 (max_restarts) before errored", in.Restarts)
+	}
+	// It stays stopped: no more restarts.
+	time.Sleep(500 * time.Millisecond)
+	if again := h.status()["web"][0]; again.Restarts != in.Restarts || again.State != "errored" || again.Pid != 0 {
+		t.Errorf("after errored: %+v; want it to stay errored with no process", again)
+	}
+	code, body := get(t, "http://"+h.public+"/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), `"app":"web"`) {
+		t.Errorf("GET / = %d %s; want 503 JSON naming app web", code, body)
+	}
+	hc, hbody := get(t, "http://"+h.admin+"/health")
+	if hc != http.StatusServiceUnavailable || !strings.Contains(string(hbody), "web") {
+		t.Errorf("/health = %d %s; want 503 naming web", hc, hbody)
+	}
+	if !strings.Contains(h.out.String(), "instance errored") {
+		t.Errorf("herd's log does not say the instance errored:\n%s", h.out.String())
+	}
+}
+
+func TestStopLeavesNoProcess(t *testing.T) {
+	const cfg = `
+apps:
+  web:
+    command: TESTAPP
+    instances: 2
+  api:
+    command: TESTAPP --ignore-term
+    instances: 2
+    kill_timeout: 500ms
+routes:
+  - path: /
+    to: web
+  - path: /api
+    to: api
+`
+	for _, tc := range []struct {
+		name     string
+		sig      syscall.Signal
+		wantCode int // -1: killed, no exit status
+	}{
+		{"SIGTERM", syscall.SIGTERM, 0},
+		{"SIGINT", syscall.SIGINT, 0},
+		{"SIGKILL", syscall.SIGKILL, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHerd(t, cfg)
+			pids := h.pids()
+			if len(pids) != 4 {
+				t.Fatalf("got %d instance pids; want 4", len(pids))
+			}
+			if err := h.cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := h.waitExit(15 * time.Second); code != tc.wantCode {
+				t.Errorf("herd exit code = %d; want %d\n%s", code, tc.wantCode, h.out.String())
+			}
+			waitFor(t, 5*time.Second, "every instance to be gone", func() bool {
+				for _, pid := range pids {
+					if alive(pid) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+func TestGracefulStopFinishesInFlightRequest(t *testing.T) {
+	h := startHerd(t, `
+apps:
+  web:
+    command: TESTAPP
+    instances: 1
+routes:
+  - path: /
+    to: web
+`)
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := http.Get("http://" + h.public + "/slow?ms=1500")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		done <- result{code: res.StatusCode}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	r := <-done
+	if r.err != nil || r.code != http.StatusOK {
+		t.Fatalf("in-flight request during stop: %d %v; want 200", r.code, r.err)
+	}
+	if code := h.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d; want 0", code)
+	}
+}

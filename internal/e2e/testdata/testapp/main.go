@@ -1,0 +1,146 @@
+// Command testapp is the small web app herd's end-to-end tests run as
+// instances. It serves on $PORT and answers:
+//
+//	GET  /          {"pid":…, "instance":"…", "greeting":"…"}
+//	GET  /health    200 ok
+//	GET  /slow?ms=N the same JSON as / after N milliseconds
+//	GET  /crash     exits at once with status 3
+//	GET  /headers   the request headers as JSON
+//	POST /echo      the request body
+//	GET  /upgrade   with "Upgrade: echo": 101, then echoes bytes back
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	greeting := flag.String("greeting", "hello", "greeting to answer with")
+	notify := flag.Bool("notify", false, "send READY=1 to $NOTIFY_SOCKET once listening")
+	crash := flag.Bool("crash", false, "exit with status 1 right after start")
+	readyDelay := flag.Duration("ready-delay", 0, "wait this long before listening")
+	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test kill_timeout)")
+	flag.Parse()
+
+	if *crash {
+		fmt.Fprintln(os.Stderr, "testapp: crashing on purpose")
+		os.Exit(1)
+	}
+	time.Sleep(*readyDelay)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("testapp %d listening on %s\n", os.Getpid(), ln.Addr())
+	if *notify {
+		if err := sdNotify("READY=1"); err != nil {
+			fmt.Fprintln(os.Stderr, "testapp: notify:", err)
+		}
+	}
+
+	who := func() map[string]any {
+		return map[string]any{"pid": os.Getpid(), "instance": os.Getenv("HERD_INSTANCE"), "greeting": *greeting}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, who()) })
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		writeJSON(w, who())
+	})
+	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
+	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{"Host": r.Host}
+		for k := range r.Header {
+			h[k] = r.Header.Get(k)
+		}
+		writeJSON(w, h)
+	})
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, os.Getenv(r.URL.Query().Get("name")))
+	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	mux.HandleFunc("GET /upgrade", upgradeEcho)
+
+	srv := &http.Server{Handler: mux}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range sigs {
+			if *ignoreTerm && s == syscall.SIGTERM {
+				fmt.Println("testapp: ignoring SIGTERM")
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(2)
+	}
+	fmt.Println("testapp: stopped gracefully")
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// upgradeEcho switches to a raw byte echo, like a minimal WebSocket.
+func upgradeEcho(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "echo" {
+		http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	rw.Flush()
+	br := rw.Reader // may already hold bytes the client sent after the headers
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if _, err := conn.Write([]byte(line)); err != nil {
+			return
+		}
+	}
+}
+
+func sdNotify(state string) error {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return fmt.Errorf("NOTIFY_SOCKET is not set")
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(state))
+	return err
+}
