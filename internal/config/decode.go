@@ -227,6 +227,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	for i, item := range n.Content {
+		if item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+			d.problem(item.Line, join(path, strconv.Itoa(i)), "empty list item; give it a value or remove the -")
+			continue
+		}
 		elem := reflect.New(v.Type().Elem()).Elem()
 		d.decode(item, elem, join(path, strconv.Itoa(i)))
 		v.Set(reflect.Append(v, elem))

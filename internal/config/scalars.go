@@ -198,3 +198,7 @@ func SplitCommand(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+func (p Prefix) String() string { return netip.Prefix(p).String() }
+
+func (d Duration) String() string { return time.Duration(d).String() }
