@@ -2,6 +2,9 @@
 # make test  install what is missing, then vet, staticcheck and the race-enabled tests
 .PHONY: build run test lint bench
 
+# Go lives here on a fresh machine, even when a non-login shell lacks it in PATH.
+export PATH := /usr/local/go/bin:$(PATH)
+
 build:
 	go build -o bin/herd ./cmd/herd
 	go build -o bin/hello ./examples/hello

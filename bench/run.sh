@@ -142,10 +142,12 @@ CONF
 	TARGETS="$TARGETS $peer"
 done
 
-# cpu_ticks PID: user+system ticks of PID and all its descendants.
+# cpu_ticks PID NAME: user+system ticks of PID and its children (nginx
+# workers), but not of herd's children, which are the backends.
 cpu_ticks() {
-	local total=0 p
-	for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+	local total=0 p kids=""
+	[ "$2" != herd ] && kids=$(pgrep -P "$1" 2>/dev/null || true)
+	for p in $1 $kids; do
 		[ -r "/proc/$p/stat" ] || continue
 		total=$((total + $(awk '{print $14+$15}' "/proc/$p/stat")))
 	done
@@ -170,9 +172,9 @@ for round in $(seq "$ROUNDS"); do
 		url="http://127.0.0.1:${PORT[$t]}/"
 		wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null # warm-up
 		pid=${PROCPID[$t]:-}
-		before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+		before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid" "$t")
 		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url")
-		after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
+		after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid" "$t")
 		rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
 		p99=$(awk '$1=="99%"{print $2}' <<<"$out")
 		reqs=$(awk '/requests in/{print $1}' <<<"$out")
