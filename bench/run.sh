@@ -28,7 +28,7 @@ RUN=$(mktemp -d /tmp/herd-bench.XXXXXX)
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid")" 2>/dev/null || true
+	[ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$RUN"
 }

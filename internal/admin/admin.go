@@ -22,7 +22,7 @@ type StatusFunc func() []supervisor.AppStatus
 func Handler(status StatusFunc, gatherer prometheus.Gatherer) http.Handler {
 	started := time.Now()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/health", onlyGET(func(w http.ResponseWriter, r *http.Request) {
 		apps := status()
 		var notReady []string
 		summary := make(map[string]appHealth, len(apps))
@@ -44,19 +44,31 @@ func Handler(status StatusFunc, gatherer prometheus.Gatherer) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, healthBody{Status: "ok", Apps: summary})
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("/status", onlyGET(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, statusBody{
 			Pid:           os.Getpid(),
 			UptimeSeconds: time.Since(started).Seconds(),
 			Apps:          status(),
 		})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}))
+	mux.Handle("/metrics", onlyGET(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status and /metrics"})
 	})
 	return mux
+}
+
+// onlyGET answers other methods with a JSON 405, as every herd error is JSON.
+func onlyGET(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method Not Allowed", Reason: r.Method + " is not served here; use GET"})
+			return
+		}
+		h(w, r)
+	}
 }
 
 type appHealth struct {
