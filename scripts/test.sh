@@ -6,50 +6,105 @@
 # a server fails instead of skipping.
 #
 #   bash scripts/test.sh              everything
-#   bash scripts/test.sh --lint-only  gofmt, vet and staticcheck only
+#   bash scripts/test.sh --lint-only  go vet and staticcheck only (`make lint`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Go may be missing from PATH in a non-login shell on a fresh machine.
 export PATH="/usr/local/go/bin:$PATH"
 export PATH="$(go env GOPATH)/bin:$PATH"
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] && export PATH="$gobin:$PATH"
 
 STATICCHECK_VERSION="(0.8.2)" # what `staticcheck -version` prints for v0.8.2
 STATICCHECK_MODULE=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-# Debian packages the tests need; later work adds redis-server, postgresql…
-APT_PACKAGES=()
+# ---- Debian packages the tests need -----------------------------------------
+# gcc and libc6-dev: `go test -race` needs cgo. Later work adds redis-server,
+# postgresql, … here.
+APT_PACKAGES=(gcc libc6-dev)
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# quietly CMD...: run CMD, showing its output only if it fails.
+quietly() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		printf '%s\n' "$out" >&2
+		echo "failed: $*" >&2
+		return 1
+	fi
+}
+
+# need_apt PKG...: install the Debian packages that are missing (apt-get update
+# runs once, and only when something is missing).
+apt_updated=
 need_apt() {
 	local missing=() p
 	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 	((${#missing[@]})) || return 0
 	step "installing ${missing[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	if [ -z "$apt_updated" ]; then
+		quietly apt-get update
+		apt_updated=1
+	fi
+	quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 need_staticcheck() {
-	if ! command -v staticcheck >/dev/null 2>&1 || ! staticcheck -version 2>/dev/null | grep -qF "$STATICCHECK_VERSION"; then
+	if ! staticcheck -version 2>/dev/null | grep -qF "$STATICCHECK_VERSION"; then
 		step "installing staticcheck"
-		go install "$STATICCHECK_MODULE"
+		# go install will not replace a non-Go file, so clear the target first
+		local dir=${gobin:-$(go env GOPATH | cut -d: -f1)/bin}
+		rm -f "$dir/staticcheck"
+		quietly go install "$STATICCHECK_MODULE"
+		hash -r
+		staticcheck -version | grep -qF "$STATICCHECK_VERSION" || {
+			echo "staticcheck on PATH is not ${STATICCHECK_VERSION}: $(command -v staticcheck)" >&2
+			exit 1
+		}
 	fi
 }
 
-((${#APT_PACKAGES[@]})) && need_apt "${APT_PACKAGES[@]}"
+if ((${#APT_PACKAGES[@]})); then need_apt "${APT_PACKAGES[@]}"; fi
 need_staticcheck
 
-# Servers the tests need start here, on free loopback ports in temporary
-# folders, and are stopped by the trap. Each passes its address to the tests
-# in an environment variable (e.g. HERD_TEST_REDIS_URL).
-cleanup() { :; }
+# ---- Services the tests need ------------------------------------------------
+# Start them here, on free loopback ports in temporary folders, stop them in
+# cleanup, and pass each address to the tests in an environment variable, e.g.
+#   redis-server --port "$port" --dir "$tmp" --daemonize no & SERVICE_PIDS+=($!)
+#   export HERD_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+# Tests read that variable and skip without it, unless HERD_REQUIRE_SERVICES=1
+# (set below), in which case they fail.
+SERVICE_PIDS=()
+cleanup() {
+	local p
+	for p in "${SERVICE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${SERVICE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
-step "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
-if [ -n "$unformatted" ]; then
-	echo "gofmt would change:"; echo "$unformatted"; exit 1
+# ---- Checks -----------------------------------------------------------------
+if [ "${1:-}" != "--lint-only" ]; then
+	step "gofmt"
+	go_files=()
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		# tracked files, plus new ones not yet added (but not ignored ones)
+		while IFS= read -r -d '' f; do
+			[ -f "$f" ] && go_files+=("$f")
+		done < <(git ls-files -z --cached --others --exclude-standard -- '*.go')
+	else
+		while IFS= read -r -d '' f; do go_files+=("$f"); done \
+			< <(find . -name '*.go' -not -path './.git/*' -print0)
+	fi
+	if ((${#go_files[@]})); then
+		unformatted=$(gofmt -l "${go_files[@]}")
+		if [ -n "$unformatted" ]; then
+			echo "gofmt would change these files (run gofmt -w on them):"
+			printf '%s\n' "$unformatted"
+			exit 1
+		fi
+	fi
 fi
 
 step "go vet"
