@@ -21,6 +21,7 @@ type Backend struct {
 	Weight int
 
 	inflight  atomic.Int64
+	draining  atomic.Bool
 	downUntil atomic.Int64 // unix nanoseconds; passive health
 
 	failMu    sync.Mutex
@@ -31,7 +32,8 @@ type Backend struct {
 // Inflight is the number of requests sent to the backend and not finished.
 func (b *Backend) Inflight() int64 { return b.inflight.Load() }
 
-// Acquire counts a request in flight; Release counts it finished.
+// Acquire counts a request in flight; Release counts it finished. Pool.Pick
+// acquires the backend it returns.
 func (b *Backend) Acquire() { b.inflight.Add(1) }
 
 // Release: see Acquire.

@@ -76,20 +76,30 @@ func (p *Pool) changes() <-chan struct{} {
 // down are skipped while any other is available; when all are down they are
 // used anyway, as NGINX does, rather than failing every request. If no backend
 // is ready, Pick waits for one until queueTimeout passes (ErrNoBackend) or ctx
-// ends (ctx's error).
+// ends (ctx's error). The backend is returned acquired: the caller must
+// Release it when the request is done.
 func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueTimeout time.Duration) (*Backend, error) {
 	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		wake := p.changes() // taken before the snapshot, so no change is missed
 		if b := p.pickNow(policy, exclude); b != nil {
-			if timer != nil {
-				timer.Stop()
+			// Acquire before checking draining, while Drain marks draining
+			// before checking in-flight: one of the two sees the other, so
+			// no request slips onto an instance that is being stopped.
+			b.Acquire()
+			if !b.draining.Load() {
+				return b, nil
 			}
-			return b, nil
+			b.Release()
+			continue // it left the pool meanwhile; the snapshot is stale
 		}
 		if timer == nil {
 			timer = time.NewTimer(queueTimeout)
-			defer timer.Stop()
 		}
 		select {
 		case <-wake:
@@ -138,6 +148,7 @@ func (p *Pool) pickNow(policy Policy, exclude *Backend) *Backend {
 // Drain takes b out of the ready set and waits until its in-flight count
 // reaches zero or ctx ends. It reports whether the backend drained fully.
 func (p *Pool) Drain(ctx context.Context, b *Backend) bool {
+	b.draining.Store(true)
 	p.Remove(b)
 	if b.Inflight() == 0 {
 		return true

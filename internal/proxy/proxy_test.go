@@ -207,6 +207,7 @@ func TestRetryOnRefusedConnection(t *testing.T) {
 		{"GET is retried", "GET", "", 200},
 		{"PUT is retried", "PUT", "", 200},
 		{"POST with Idempotency-Key is retried", "POST", "k1", 200},
+		{"POST is retried when the connection was refused", "POST", "", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 4 {

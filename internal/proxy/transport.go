@@ -58,8 +58,7 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		req.URL.Host = b.Addr
-		b.Acquire()
+		req.URL.Host = b.Addr // b comes acquired
 		res, err := t.base.RoundTrip(req)
 		if err == nil {
 			res.Body = releaseOnClose(res, b)
@@ -81,13 +80,17 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 var errNoRetryTarget = errors.New("proxy: instance failed and no other instance was ready")
 
-// retryable: nothing reached the client yet (RoundTrip failed), the method is
-// idempotent or the request carries an Idempotency-Key, no body byte was
-// consumed, and the failure was a refused connection or a connection reset
-// before any response byte.
+// retryable: nothing reached the client yet (RoundTrip failed) and no body
+// byte was consumed, and either the connection was refused (the instance
+// never saw the request, so any method is safe, as NGINX does), or the
+// method is idempotent (or the request carries an Idempotency-Key) and the
+// connection was reset before any response byte.
 func retryable(req *http.Request, body *trackedBody, err error) bool {
 	if body != nil && body.read.Load() {
 		return false
+	}
+	if isConnectError(err) {
+		return true
 	}
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
@@ -95,9 +98,6 @@ func retryable(req *http.Request, body *trackedBody, err error) bool {
 		if req.Header.Get("Idempotency-Key") == "" {
 			return false
 		}
-	}
-	if isConnectError(err) {
-		return true
 	}
 	if isTimeout(err) {
 		return false
