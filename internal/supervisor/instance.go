@@ -32,7 +32,13 @@ type instance struct {
 	app   *config.App
 	index int
 
+	cancel context.CancelFunc // stops the instance gracefully
+	done   chan struct{}      // closed when run has returned
+	first  chan error         // the outcome of the first start: nil once ready
+	report sync.Once
+
 	mu        sync.Mutex
+	proc      *proc.Process
 	state     State
 	id        uint64
 	pid       int
@@ -118,12 +124,14 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 		in.lastExit = err.Error()
 		in.mu.Unlock()
 		log.Error("cannot start instance", "err", err)
+		in.reportFirst(err)
 		return false, false
 	}
 	log = log.With("pid", inst.Pid, "addr", inst.Addr)
 	started := time.Now()
 	switch in.awaitReady(ctx, p, inst, notify) {
 	case canceled:
+		in.reportFirst(errors.New("stopped before it was ready"))
 		in.setState(Draining)
 		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
 		in.exited(p, log, "stopped before ready")
@@ -131,11 +139,13 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 		return false, true
 	case exitedEarly:
 		in.exited(p, log, "exited before ready")
+		in.reportFirst(fmt.Errorf("exited before it was ready (%s)", p.Describe()))
 		return false, false
 	case notReadyInTime:
 		log.Error("instance not ready within listen_timeout; stopping it", "listen_timeout", time.Duration(in.app.ListenTimeout))
 		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
 		in.exited(p, log, "not ready in time")
+		in.reportFirst(fmt.Errorf("not ready within listen_timeout (%s)", time.Duration(in.app.ListenTimeout)))
 		return false, false
 	}
 
@@ -145,6 +155,7 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	if h := in.sup.hooks.Ready; h != nil {
 		h(inst)
 	}
+	in.reportFirst(nil)
 	select {
 	case <-p.Done():
 		if h := in.sup.hooks.Gone; h != nil {
@@ -179,7 +190,7 @@ func (in *instance) exited(p *proc.Process, log *slog.Logger, why string) {
 	desc := p.Describe()
 	in.mu.Lock()
 	in.lastExit = desc
-	in.pid = 0
+	in.pid, in.proc = 0, nil
 	in.mu.Unlock()
 	in.sup.ports.release(in.portNow())
 	level := slog.LevelWarn
@@ -219,7 +230,7 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
 		Args:   in.app.Command[1:],
 		Dir:    in.app.Cwd,
 		Env:    env,
-		Output: in.sup.output,
+		Output: in.sup.output(in.app.Name),
 		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
 	})
 	if err != nil {
@@ -231,6 +242,7 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
 	}
 	inst := Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
 	in.mu.Lock()
+	in.proc = p
 	in.id, in.pid, in.port, in.startedAt = id, p.Pid(), port, time.Now()
 	in.cpuPct, in.rss, in.cpuPrev, in.cpuPrevAt = 0, 0, 0, time.Time{}
 	in.mu.Unlock()
@@ -286,6 +298,47 @@ func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instan
 	case <-ctx.Done():
 		return canceled
 	}
+}
+
+// reportFirst delivers the outcome of the first start to whoever waits on
+// in.first (a reload, scale or start); later outcomes are not reported.
+func (in *instance) reportFirst(err error) {
+	in.report.Do(func() { in.first <- err })
+}
+
+// stop stops the instance gracefully and waits until it is gone. Safe to
+// call more than once.
+func (in *instance) stop() {
+	in.cancel()
+	<-in.done
+}
+
+// running reports whether the instance's goroutine still runs (it may be in
+// backoff), as opposed to stopped or errored for good.
+func (in *instance) running() bool {
+	select {
+	case <-in.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig to the instance's process group, if it has a process.
+func (in *instance) signal(sig syscall.Signal) error {
+	in.mu.Lock()
+	p := in.proc
+	in.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Signal(sig)
+}
+
+func (in *instance) restartCount() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.restarts
 }
 
 func (in *instance) setState(s State) {

@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,35 +53,55 @@ type Hooks struct {
 	Gone func(Instance)
 }
 
-// Supervisor runs the apps of one config. Create it with New and call Run once.
+// Errors callers branch on.
+var (
+	ErrUnknownApp = errors.New("supervisor: no such app")
+	ErrStopping   = errors.New("supervisor: herd is stopping")
+	ErrNotRunning = errors.New("supervisor: not running yet")
+)
+
+// Output returns the writer that receives the output lines of an app's
+// instances, one prefixed line per Write.
+type Output func(app string) io.Writer
+
+// Supervisor runs the apps of one config. Create it with New and call Run
+// once; the operations (Reload, Restart, Stop, Start, Scale, Signal) may be
+// called while Run runs, from any goroutine.
 type Supervisor struct {
 	hooks  Hooks
 	log    *slog.Logger
-	output io.Writer
-	apps   []*appRunner
+	output Output
 	runDir string
 	nextID atomic.Uint64
 	ports  portSet
 
 	// SampleEvery is how often CPU and RSS are read from /proc. Default 5s.
 	SampleEvery time.Duration
+
+	mu      sync.Mutex
+	apps    []*appRunner
+	ctx     context.Context // Run's; every instance's context derives from it
+	closing bool
+	running sync.WaitGroup // every instance goroutine
 }
 
+// appRunner is one app: its current config and an instance per slot.
 type appRunner struct {
-	cfg       *config.App
-	instances []*instance
+	name string
+	ops  sync.Mutex // one operation at a time per app
+
+	mu       sync.Mutex
+	cfg      *config.App
+	slots    []*instance // slots[i].index == i
+	retiring []*instance // replaced or scaled away, still stopping
 }
 
-// New returns a supervisor for cfg's apps. Instance output goes to output,
-// one prefixed line per Write; herd's own messages go to log.
-func New(cfg *config.Config, hooks Hooks, log *slog.Logger, output io.Writer) *Supervisor {
+// New returns a supervisor for cfg's apps. Instance output goes to
+// output(app); herd's own messages go to log.
+func New(cfg *config.Config, hooks Hooks, log *slog.Logger, output Output) *Supervisor {
 	s := &Supervisor{hooks: hooks, log: log, output: output, SampleEvery: 5 * time.Second}
 	for _, a := range cfg.Apps {
-		ar := &appRunner{cfg: a}
-		for i := 0; i < int(a.Instances); i++ {
-			ar.instances = append(ar.instances, &instance{sup: s, app: a, index: i, state: Starting})
-		}
-		s.apps = append(s.apps, ar)
+		s.apps = append(s.apps, &appRunner{name: a.Name, cfg: a})
 	}
 	return s
 }
@@ -92,22 +114,76 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("supervisor: creating run folder: %w", err)
 	}
-	s.runDir = dir
 	defer os.RemoveAll(dir)
 
-	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runDir, s.ctx = dir, ctx
 	for _, a := range s.apps {
-		for _, in := range a.instances {
-			wg.Go(func() { in.run(ctx) })
+		a.mu.Lock()
+		for i := range int(a.cfg.Instances) {
+			a.slots = append(a.slots, s.spawnLocked(a, a.cfg, i, 0))
 		}
+		a.mu.Unlock()
 	}
+	s.mu.Unlock()
+
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	var sampler sync.WaitGroup
 	sampler.Go(func() { s.sample(sampleCtx) })
-	wg.Wait()
+
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closing = true // no spawn after this, so the wait below is final
+	s.mu.Unlock()
+	s.running.Wait()
 	stopSampling()
 	sampler.Wait()
 	return nil
+}
+
+// spawn starts a new instance for slot index of a, with cfg. It returns
+// ErrStopping once herd is stopping.
+func (s *Supervisor) spawn(a *appRunner, cfg *config.App, index, restarts int) (*instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return nil, ErrNotRunning
+	}
+	if s.closing || s.ctx.Err() != nil {
+		return nil, ErrStopping
+	}
+	return s.spawnLocked(a, cfg, index, restarts), nil
+}
+
+func (s *Supervisor) spawnLocked(a *appRunner, cfg *config.App, index, restarts int) *instance {
+	ctx, cancel := context.WithCancel(s.ctx)
+	in := &instance{
+		sup: s, app: cfg, index: index, state: Starting, restarts: restarts,
+		cancel: cancel, done: make(chan struct{}), first: make(chan error, 1),
+	}
+	s.running.Go(func() {
+		defer close(in.done)
+		in.run(ctx)
+	})
+	return in
+}
+
+func (s *Supervisor) app(name string) (*appRunner, error) {
+	for _, a := range s.apps {
+		if a.name == name {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownApp, name)
+}
+
+// Apps returns the names of the apps, in config order.
+func (s *Supervisor) Apps() []string {
+	names := make([]string, len(s.apps))
+	for i, a := range s.apps {
+		names[i] = a.name
+	}
+	return names
 }
 
 // AppStatus is the state of one app's instances.
@@ -116,7 +192,7 @@ type AppStatus struct {
 	Instances []InstanceStatus `json:"instances"`
 }
 
-// InstanceStatus is a snapshot of one instance slot.
+// InstanceStatus is a snapshot of one instance.
 type InstanceStatus struct {
 	ID         uint64    `json:"-"`
 	Index      int       `json:"index"`
@@ -133,17 +209,26 @@ type InstanceStatus struct {
 	Inflight int64 `json:"inflight"`
 }
 
-// Status returns a snapshot of every app, in config order.
+// Status returns a snapshot of every app, in config order. During a reload
+// an index may appear twice: the new instance and the old one draining.
 func (s *Supervisor) Status() []AppStatus {
 	out := make([]AppStatus, 0, len(s.apps))
 	for _, a := range s.apps {
-		as := AppStatus{Name: a.cfg.Name}
-		for _, in := range a.instances {
+		as := AppStatus{Name: a.name}
+		for _, in := range a.instances() {
 			as.Instances = append(as.Instances, in.status())
 		}
+		sort.SliceStable(as.Instances, func(i, j int) bool { return as.Instances[i].Index < as.Instances[j].Index })
 		out = append(out, as)
 	}
 	return out
+}
+
+// instances returns the app's slots and its retiring instances.
+func (a *appRunner) instances() []*instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append(append([]*instance(nil), a.slots...), a.retiring...)
 }
 
 // sample reads CPU and RSS of every live instance every SampleEvery.
@@ -157,7 +242,7 @@ func (s *Supervisor) sample(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, a := range s.apps {
-			for _, in := range a.instances {
+			for _, in := range a.instances() {
 				in.sampleUsage(time.Now())
 			}
 		}

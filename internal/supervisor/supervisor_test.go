@@ -116,7 +116,7 @@ func (e *events) hooks() Hooks {
 
 func run(t *testing.T, app *config.App, hooks Hooks) (*Supervisor, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
-	s := New(&config.Config{Apps: []*config.App{app}}, hooks, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	s := New(&config.Config{Apps: []*config.App{app}}, hooks, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) io.Writer { return io.Discard })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -128,7 +128,10 @@ func waitState(t *testing.T, s *Supervisor, idx int, want State, timeout time.Du
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		st := s.Status()[0].Instances[idx]
+		var st InstanceStatus
+		if ins := s.Status()[0].Instances; idx < len(ins) { // empty until Run spawned them
+			st = ins[idx]
+		}
 		if st.State == want {
 			return st
 		}
