@@ -7,18 +7,24 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/herdhq/herd/internal/admin"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/control"
+	"github.com/herdhq/herd/internal/logbuf"
 	"github.com/herdhq/herd/internal/proxy"
 	"github.com/herdhq/herd/internal/supervisor"
 )
@@ -29,6 +35,8 @@ type Options struct {
 	Log *slog.Logger
 	// Output receives instance stdout and stderr, one "app[i] line" per Write.
 	Output io.Writer
+	// Socket is the control API's unix socket path; empty means SocketPath(cfg.File).
+	Socket string
 	// Ready, if set, is called once both listeners are bound and the apps are starting.
 	Ready func(public, admin net.Addr)
 }
@@ -41,6 +49,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	socket := opts.Socket
+	if socket == "" {
+		socket = SocketPath(cfg.File)
+	}
+	controlLn, err := control.Listen(socket)
+	if err != nil {
+		public.Close()
+		adminLn.Close()
+		return err
+	}
+	defer os.Remove(socket)
+	logs := logbuf.New(opts.Output, 1000)
 
 	pools := make(map[string]*balance.Pool, len(cfg.Apps))
 	for _, a := range cfg.Apps {
@@ -61,7 +81,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 				pools[in.App].Remove(b)
 			}
 		},
-	}, log, opts.Output)
+	}, log, logs.Writer)
 
 	status := func() []supervisor.AppStatus {
 		apps := sup.Status()
@@ -75,6 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return apps
 	}
 	metrics := admin.NewMetrics(status)
+	mgr := &manager{cfgPath: cfg.File, sup: sup, status: status}
 
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
@@ -99,13 +120,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	publicSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second, ErrorLog: errorLog}
 	adminSrv := &http.Server{Handler: admin.Handler(status, metrics.Registry), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
 
-	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "apps", len(cfg.Apps))
+	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "control", socket, "apps", len(cfg.Apps))
 	if opts.Ready != nil {
 		opts.Ready(public.Addr(), adminLn.Addr())
 	}
 
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	serve := func(srv *http.Server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
@@ -113,6 +134,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	wg.Go(func() { serve(publicSrv, public) })
 	wg.Go(func() { serve(adminSrv, adminLn) })
+	controlCtx, stopControl := context.WithCancel(context.Background())
+	wg.Go(func() {
+		if err := control.Serve(controlCtx, controlLn, control.Handler(mgr, logs)); err != nil {
+			serveErr <- err
+		}
+	})
 
 	runCtx, stopApps := context.WithCancel(ctx)
 	defer stopApps()
@@ -140,6 +167,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	<-supDone
 	_ = adminSrv.Close()
+	stopControl()
 	wg.Wait()
 	log.Info("herd stopped")
 	return runErr
@@ -202,4 +230,20 @@ func (l *liveBackends) remove(id uint64) *balance.Backend {
 	b := l.byID[id]
 	delete(l.byID, id)
 	return b
+}
+
+// SocketPath is the default control socket for the config at file: in a
+// .herd folder beside it, or, when that path is too long for a unix socket,
+// in a folder under the temp dir named after the config's absolute path.
+func SocketPath(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	path := filepath.Join(filepath.Dir(abs), ".herd", "herd.sock")
+	if len(path) < 100 {
+		return path
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(os.TempDir(), "herd-"+hex.EncodeToString(sum[:6]), "herd.sock")
 }

@@ -10,7 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -35,12 +36,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetArgs(args)
+	root.SetArgs(negativeCounts(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	var file, logLevel string
-	root.PersistentFlags().StringVarP(&file, "config", "f", "herd.yaml", "config file")
+	var file, logLevel, socket string
+	root.PersistentFlags().StringVar(&socket, "socket", "", "control socket (default: .herd/herd.sock beside the config file)")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "herd's log level: debug, info, warn, error")
 
 	root.AddCommand(&cobra.Command{
@@ -60,7 +61,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			ctx, stop := signalContext(log)
 			defer stop()
-			err = app.Run(ctx, cfg, app.Options{Log: log, Output: &lineWriter{w: stdout}})
+			err = app.Run(ctx, cfg, app.Options{Log: log, Output: stdout, Socket: socket})
 			var problems config.Errors
 			if errors.As(err, &problems) {
 				code = exitBadConf
@@ -88,6 +89,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		},
 	})
 
+	root.AddCommand(controlCommands(&file, &socket, stdout)...)
+	// -f names the config everywhere but in `logs`, where it means follow, as in tail -f.
+	for _, c := range root.Commands() {
+		if c.Name() == "logs" {
+			c.Flags().StringVar(&file, "config", "herd.yaml", "config file")
+		} else {
+			c.Flags().StringVarP(&file, "config", "f", "herd.yaml", "config file")
+		}
+	}
+
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, err)
 		if code == exitOK {
@@ -95,6 +106,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// negativeCounts lets `herd scale web -2` mean a decrease, not a flag named 2,
+// by putting "--" before a lone negative number.
+func negativeCounts(args []string) []string {
+	if len(args) == 0 || args[0] != "scale" || slices.Contains(args, "--") {
+		return args
+	}
+	for i, a := range args {
+		if len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "0123456789") == "" {
+			return slices.Concat(args[:i:i], []string{"--"}, args[i:])
+		}
+	}
+	return args
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -129,16 +154,4 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 		}
 	}()
 	return ctx, func() { signal.Stop(sigs); close(done); cancel() }
-}
-
-// lineWriter serialises whole-line writes from concurrent instances.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -39,7 +39,7 @@ func TestLoadFull(t *testing.T) {
 		ListenTimeout: Duration(20 * time.Second), RestartDelay: Duration(250 * time.Millisecond),
 		MinUptime: Duration(2 * time.Second), MaxRestarts: 5,
 		DrainTimeout: Duration(time.Minute), KillTimeout: Duration(1500 * time.Millisecond),
-		StopSignal: Signal(syscall.SIGINT), MaxFails: 3, FailTimeout: Duration(30 * time.Second),
+		StopSignal: Signal(syscall.SIGINT), Reload: ReloadOptions{Parallel: 2}, MaxFails: 3, FailTimeout: Duration(30 * time.Second),
 	}
 	if !reflect.DeepEqual(web, want) {
 		t.Errorf("web =\n%+v\nwant\n%+v", web, want)
@@ -49,7 +49,7 @@ func TestLoadFull(t *testing.T) {
 		api.KillTimeout != Duration(5*time.Second) || api.MaxRestarts != 16 || api.StopSignal != Signal(syscall.SIGTERM) {
 		t.Errorf("api defaults wrong: %+v", api)
 	}
-	if r := c.Routes[0]; r.Path != "/api" || r.To != "api" || r.Balance != RandomTwo || r.QueueTimeout != Duration(2*time.Second) || r.Line != 26 {
+	if r := c.Routes[0]; r.Path != "/api" || r.To != "api" || r.Balance != RandomTwo || r.QueueTimeout != Duration(2*time.Second) || r.Line != 27 {
 		t.Errorf("routes[0] = %+v", r)
 	}
 	if r := c.Routes[1]; r.Balance != RoundRobin || r.QueueTimeout != Duration(5*time.Second) {

@@ -102,6 +102,9 @@ func (c *Config) applyDefaults() {
 		if a.MaxFails == 0 {
 			a.MaxFails = 1
 		}
+		if a.Reload.Parallel == 0 {
+			a.Reload.Parallel = 1
+		}
 		if a.StopSignal == 0 {
 			a.StopSignal = Signal(syscall.SIGTERM)
 		}
@@ -171,6 +174,9 @@ func (c *Config) Validate() error {
 		}
 		if a.MaxRestarts < 0 {
 			add(p+".max_restarts", "%d is negative; write 0 or more", a.MaxRestarts)
+		}
+		if a.Reload.Parallel < 0 {
+			add(p+".reload.parallel", "%d is negative; write 1 or more", a.Reload.Parallel)
 		}
 		if a.MaxFails < 0 {
 			add(p+".max_fails", "%d is negative; write 1 or more", a.MaxFails)
@@ -263,6 +269,16 @@ func checkExecutable(prog, cwd string) string {
 		return fmt.Sprintf("%s is not executable; chmod +x it", prog)
 	}
 	return ""
+}
+
+// App returns the app named name, or nil.
+func (c *Config) App(name string) *App {
+	for _, a := range c.Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
 }
 
 // CheckListeners tries to bind the listen and admin addresses and reports

@@ -84,20 +84,28 @@ func (s *Signal) decodeNode(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("want a signal name like SIGTERM, got %s", kindName(n))
 	}
-	name := strings.ToUpper(n.Value)
+	sig, err := ParseSignal(n.Value)
+	*s = sig
+	return err
+}
+
+// ParseSignal reads "SIGTERM", "term" or "15".
+func ParseSignal(text string) (Signal, error) {
+	name := strings.ToUpper(text)
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
 	if sig, ok := signals[name]; ok {
-		*s = Signal(sig)
-		return nil
+		return Signal(sig), nil
 	}
-	if num, err := strconv.Atoi(n.Value); err == nil && num > 0 && num < 65 {
-		*s = Signal(num)
-		return nil
+	if num, err := strconv.Atoi(text); err == nil && num > 0 && num < 65 {
+		return Signal(num), nil
 	}
-	return fmt.Errorf("unknown signal %q; write one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, or a number", n.Value)
+	return 0, fmt.Errorf("unknown signal %q; write one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, or a number", text)
 }
+
+// MarshalText writes the signal's name.
+func (s Signal) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 func (s Signal) String() string {
 	for name, sig := range signals {
@@ -201,4 +209,10 @@ func SplitCommand(s string) ([]string, error) {
 
 func (p Prefix) String() string { return netip.Prefix(p).String() }
 
+// MarshalText writes the prefix as a CIDR.
+func (p Prefix) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes the duration as Go writes it, e.g. "1m30s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -10,93 +10,102 @@ import (
 // applies every default in one place (applyDefaults) before Validate runs.
 type Config struct {
 	// File is the path the config was read from; error messages name it.
-	File string `yaml:"-"`
+	File string `yaml:"-" json:"file"`
 	// lines maps dotted key paths to the lines they were written on.
 	lines map[string]int
 
 	// Listen is the public listener address. Default ":8080".
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen,omitempty"`
 	// Admin is the admin listener (/health, /status, /metrics). Default "127.0.0.1:9090".
-	Admin string `yaml:"admin"`
+	Admin string `yaml:"admin" json:"admin,omitempty"`
 	// TrustedProxies lists the peers (CIDRs or single addresses) whose incoming
 	// X-Forwarded-For/-Proto/-Host and X-Real-IP are believed. Default: none.
-	TrustedProxies []Prefix `yaml:"trusted_proxies"`
+	TrustedProxies []Prefix `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 
 	// Apps are the herd-managed apps by name, in file order. In YAML they are
 	// a mapping from name to app ("keyed": Name and Line come from the key).
-	Apps []*App `yaml:"apps,keyed"`
+	Apps []*App `yaml:"apps,keyed" json:"apps"`
 	// Routes map request paths to apps, longest path prefix first.
-	Routes []*Route `yaml:"routes"`
+	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
 }
 
 // App is one herd-managed app: a command run as N instances.
 type App struct {
 	// Name is the key under apps:.
-	Name string `yaml:"-"`
+	Name string `yaml:"-" json:"name"`
 	// Line is where the app is defined, for messages about it.
-	Line int `yaml:"-"`
+	Line int `yaml:"-" json:"line"`
 
 	// Command is split like a shell would (quotes, backslashes) and run without a shell. Required.
-	Command Command `yaml:"command"`
+	Command Command `yaml:"command" json:"command,omitempty"`
 	// Cwd is the working directory; relative paths are relative to the config file's folder.
 	// Default: the config file's folder.
-	Cwd string `yaml:"cwd"`
+	Cwd string `yaml:"cwd" json:"cwd,omitempty"`
 	// Env is added to herd's own environment for every instance.
-	Env map[string]string `yaml:"env"`
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
 	// Instances is how many copies run: a number, or "max" for one per CPU. Default 1.
-	Instances Instances `yaml:"instances"`
+	Instances Instances `yaml:"instances" json:"instances,omitempty"`
 	// InstanceVar names the variable that carries the instance index, like PM2's instance_var.
 	// Default "NODE_APP_INSTANCE". HERD_INSTANCE is always set too.
-	InstanceVar string `yaml:"instance_var"`
+	InstanceVar string `yaml:"instance_var" json:"instance_var,omitempty"`
 	// Ready says how herd learns an instance is ready. Default {tcp: true}.
-	Ready Ready `yaml:"ready"`
+	Ready Ready `yaml:"ready" json:"ready,omitempty"`
 
 	// ListenTimeout bounds the wait for readiness after a spawn. Default 10s.
-	ListenTimeout Duration `yaml:"listen_timeout"`
+	ListenTimeout Duration `yaml:"listen_timeout" json:"listen_timeout,omitempty"`
 	// RestartDelay is the first backoff delay after a crash; it grows x1.5 to 15s
 	// and resets after 30s of uptime. Default 100ms.
-	RestartDelay Duration `yaml:"restart_delay"`
+	RestartDelay Duration `yaml:"restart_delay" json:"restart_delay,omitempty"`
 	// MinUptime: an exit sooner than this after spawn is an unstable restart. Default 1s.
-	MinUptime Duration `yaml:"min_uptime"`
+	MinUptime Duration `yaml:"min_uptime" json:"min_uptime,omitempty"`
 	// MaxRestarts: more consecutive unstable restarts than this make the
 	// instance errored. Default 16 (0 means the default).
-	MaxRestarts int `yaml:"max_restarts"`
+	MaxRestarts int `yaml:"max_restarts" json:"max_restarts,omitempty"`
 	// DrainTimeout bounds the wait for in-flight requests on stop. Default 30s.
-	DrainTimeout Duration `yaml:"drain_timeout"`
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout,omitempty"`
 	// KillTimeout is the wait between the stop signal and SIGKILL. Default 5s.
-	KillTimeout Duration `yaml:"kill_timeout"`
+	KillTimeout Duration `yaml:"kill_timeout" json:"kill_timeout,omitempty"`
 	// StopSignal is sent to the instance's process group on stop. Default SIGTERM.
-	StopSignal Signal `yaml:"stop_signal"`
+	StopSignal Signal `yaml:"stop_signal" json:"stop_signal,omitempty"`
+
+	// Reload configures `herd reload` of this app.
+	Reload ReloadOptions `yaml:"reload" json:"reload,omitempty"`
 
 	// MaxFails connect errors or timeouts within FailTimeout mark an instance down
 	// for FailTimeout, like NGINX max_fails. Default 1.
-	MaxFails int `yaml:"max_fails"`
+	MaxFails int `yaml:"max_fails" json:"max_fails,omitempty"`
 	// FailTimeout: see MaxFails. Default 10s.
-	FailTimeout Duration `yaml:"fail_timeout"`
+	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
+}
+
+// ReloadOptions configure rolling reloads.
+type ReloadOptions struct {
+	// Parallel is how many instances are replaced at a time. Default 1.
+	Parallel int `yaml:"parallel" json:"parallel"`
 }
 
 // Route sends requests whose path starts with Path to the app To.
 type Route struct {
-	Line int `yaml:"-"`
+	Line int `yaml:"-" json:"line"`
 
 	// Path is a path prefix, "/" matching everything. Required; must start with "/".
-	Path string `yaml:"path"`
+	Path string `yaml:"path" json:"path,omitempty"`
 	// To names an app under apps:. Required.
-	To string `yaml:"to"`
+	To string `yaml:"to" json:"to,omitempty"`
 	// Balance is round_robin (smooth weighted, default), least_conn or random_two.
-	Balance Balance `yaml:"balance"`
+	Balance Balance `yaml:"balance" json:"balance,omitempty"`
 	// QueueTimeout bounds how long a request waits for a ready instance before a 503. Default 5s.
-	QueueTimeout Duration `yaml:"queue_timeout"`
+	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout,omitempty"`
 }
 
 // Ready is the readiness check of an app: exactly one of HTTP, TCP, Notify.
 type Ready struct {
 	// HTTP is a path probed with GET on the instance's port; any 2xx or 3xx is ready.
-	HTTP string `yaml:"http"`
+	HTTP string `yaml:"http" json:"http,omitempty"`
 	// TCP: ready once the instance's port accepts a connection.
-	TCP bool `yaml:"tcp"`
+	TCP bool `yaml:"tcp" json:"tcp,omitempty"`
 	// Notify: ready once the instance writes READY=1 to $NOTIFY_SOCKET.
-	Notify bool `yaml:"notify"`
+	Notify bool `yaml:"notify" json:"notify,omitempty"`
 }
 
 // Balance names a selection policy.
