@@ -12,6 +12,7 @@ apps:
   web:
     command: sh -c "exec my-server"
     instances: lots
+    kill_timout: 5s
 routes:
   - path: /
     to: wbe
@@ -19,4 +20,26 @@ routes:
 	fmt.Println(err)
 	// Output:
 	// herd.yaml:5: apps.web.instances: "lots" is not a number; write a whole number like 3, or "max"
+	// herd.yaml:6: apps.web.kill_timout: unknown key "kill_timout"; did you mean "kill_timeout"?
+	// herd.yaml:9: routes.0.to: no app named "wbe"; did you mean "web"? (apps: web)
+}
+
+// A check made outside this package, such as binding a port, reports its
+// problem at the line of the key it is about.
+func ExampleConfig_Problem() {
+	c, err := config.Parse("herd.yaml", []byte(`
+listen: 127.0.0.1:8080
+apps:
+  web: {command: sh}
+routes:
+  - {path: /, to: web}
+`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(c.Line("apps.web.command"))
+	fmt.Println(c.Problem("listen", "127.0.0.1:8080 is already in use; pick a free port or stop whatever holds it"))
+	// Output:
+	// 4
+	// herd.yaml:2: listen: 127.0.0.1:8080 is already in use; pick a free port or stop whatever holds it
 }

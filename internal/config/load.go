@@ -1,57 +1,105 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 )
 
 // Load reads, decodes, defaults and validates the config at path. On any
-// problem it returns Errors listing every one, and no config.
+// problem it returns Errors listing every one, in line order, and no config.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v; pass another file with -f", errors.Unwrap(err))}}
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the path is already in front of the message
+		}
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v; create it, or name another file with -f", err)}}
 	}
 	return Parse(path, data)
 }
 
 // Parse is Load on data already read; file names it in messages, and
 // relative cwd: paths resolve against its folder.
+//
+// Decoding problems and validation problems are reported together, but a
+// key that could not be decoded is not validated too: a command with an
+// unterminated quote is not also reported as missing.
 func Parse(file string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{syntaxProblem(file, err)}
+	doc, p := parseYAML(file, data)
+	if p != nil {
+		return nil, Errors{*p}
 	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, Errors{{File: file, Line: 1, Msg: "the config is empty; it needs at least apps: and routes: (see the README)"}}
+	c := &Config{File: file, lines: map[string]int{}}
+	d := newDecoder(file, c.lines)
+	d.decode(doc, reflect.ValueOf(c).Elem(), "")
+	c.applyDefaults()
+	ps := append(d.problems, c.validate(d.hasFailed)...)
+	if len(ps) > 0 {
+		return nil, ps.sorted()
+	}
+	return c, nil
+}
+
+// parseYAML returns the top-level mapping of data, or the one problem that
+// stops it being read: bad syntax, nothing at all, or not a mapping.
+func parseYAML(file string, data []byte) (*yaml.Node, *Problem) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	err := dec.Decode(&root)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, emptyProblem(file)
+	case err != nil:
+		p := syntaxProblem(file, err)
+		return nil, &p
+	}
+	if len(root.Content) == 0 || isNull(root.Content[0]) {
+		return nil, emptyProblem(file)
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return nil, Errors{{File: file, Line: doc.Line, Msg: fmt.Sprintf("want a mapping of keys (listen:, apps:, routes:…) at the top, got %s", kindName(doc))}}
+		return nil, &Problem{File: file, Line: doc.Line,
+			Msg: fmt.Sprintf("want a mapping of keys (listen:, apps:, routes:…) at the top, got %s; start with a line like apps:", kindName(doc))}
 	}
-	c := &Config{File: file, lines: map[string]int{}}
-	d := &decoder{file: file, lines: c.lines}
-	d.decode(doc, reflect.ValueOf(c).Elem(), "")
-	if len(d.problems) > 0 {
-		return nil, d.problems
+	// yaml reads one document; a second one (after ---) would be ignored
+	// silently, and with it half of someone's config.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		p := syntaxProblem(file, err)
+		return nil, &p
+	default:
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line
+		}
+		return nil, &Problem{File: file, Line: line,
+			Msg: "a second YAML document (after ---) is not read; keep one document, with listen:, apps: and routes: in it"}
 	}
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return doc, nil
+}
+
+func emptyProblem(file string) *Problem {
+	return &Problem{File: file, Line: 1,
+		Msg: "the config is empty; write at least apps: (with a command for each) and routes: (see the README)"}
 }
 
 // syntaxProblem turns a YAML error ("yaml: line 3: …") into a Problem.
@@ -81,14 +129,23 @@ func (c *Config) applyDefaults() {
 		base = abs
 	}
 	for _, a := range c.Apps {
+		p := "apps." + a.Name
 		if a.Instances == 0 {
 			a.Instances = 1
 		}
 		if a.InstanceVar == "" {
 			a.InstanceVar = "NODE_APP_INSTANCE"
 		}
-		if a.Ready == (Ready{}) && c.Line("apps."+a.Name+".ready") == 0 {
-			a.Ready.TCP = true
+		if a.Ready == (Ready{}) && c.Line(p+".ready") == 0 {
+			if a.WaitReady {
+				a.Ready.Notify = true
+			} else {
+				a.Ready.TCP = true
+			}
+		}
+		if a.Autorestart == nil {
+			on := true
+			a.Autorestart = &on
 		}
 		setDefault(&a.ListenTimeout, 10*time.Second)
 		setDefault(&a.RestartDelay, 100*time.Millisecond)
@@ -99,10 +156,12 @@ func (c *Config) applyDefaults() {
 		if a.MaxRestarts == 0 {
 			a.MaxRestarts = 16
 		}
-		if a.MaxFails == 0 {
+		// For these two, 0 written out is a mistake Validate reports, not
+		// a way to ask for the default.
+		if a.MaxFails == 0 && c.Line(p+".max_fails") == 0 {
 			a.MaxFails = 1
 		}
-		if a.Reload.Parallel == 0 {
+		if a.Reload.Parallel == 0 && c.Line(p+".reload.parallel") == 0 {
 			a.Reload.Parallel = 1
 		}
 		if a.StopSignal == 0 {
@@ -130,19 +189,46 @@ func setDefault(d *Duration, def time.Duration) {
 }
 
 // Validate checks a decoded, defaulted config and returns Errors with every
-// problem, or nil.
+// problem, in line order, or nil. It stats cwd folders and looks up
+// commands, and binds nothing (see CheckListeners).
 func (c *Config) Validate() error {
-	var ps Errors
-	add := func(path, format string, args ...any) {
-		ps = append(ps, c.Problem(path, fmt.Sprintf(format, args...)))
+	if ps := c.validate(nil); len(ps) > 0 {
+		return ps.sorted()
 	}
-	for key, addr := range map[string]string{"listen": c.Listen, "admin": c.Admin} {
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-			add(key, "%q is not an address; write host:port like 127.0.0.1:8080, or :8080 for every interface", addr)
+	return nil
+}
+
+// validate is Validate, leaving out keys for which skip (if not nil) is true:
+// those that already had a problem while decoding.
+func (c *Config) validate(skip func(path string) bool) Errors {
+	var ps Errors
+	checked := func(path string) bool { return skip == nil || !skip(path) }
+	add := func(path, format string, args ...any) {
+		if checked(path) {
+			ps = append(ps, c.Problem(path, fmt.Sprintf(format, args...)))
 		}
 	}
-	if c.Listen == c.Admin {
-		add("admin", "the admin listener cannot share %s with listen; pick another port", c.Admin)
+	// missing reports that a required key under parent is not there; it
+	// names parent, the place to add it.
+	missing := func(parent, key, msg string) {
+		if checked(parent + "." + key) {
+			ps = append(ps, c.Problem(parent, msg))
+		}
+	}
+	hosts := map[string]string{}
+	for _, key := range []string{"listen", "admin"} {
+		addr := c.Listen
+		if key == "admin" {
+			addr = c.Admin
+		}
+		if host, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			add(key, "%q is not an address; write host:port like 127.0.0.1:8080, or :8080 for every interface", addr)
+		} else {
+			hosts[key] = host
+		}
+	}
+	if _, lport, _ := net.SplitHostPort(c.Listen); len(hosts) == 2 && lport != "0" && sameListener(c.Listen, c.Admin) {
+		add("admin", "the admin listener cannot share %s with listen; pick another port, like admin: 127.0.0.1:9090", c.Admin)
 	}
 
 	names := make([]string, 0, len(c.Apps))
@@ -151,23 +237,57 @@ func (c *Config) Validate() error {
 		names = append(names, a.Name)
 		apps[a.Name] = true
 	}
-	if len(c.Apps) == 0 {
+	if len(c.Apps) == 0 && checked("apps") {
 		ps = append(ps, Problem{File: c.File, Line: max(c.Line("apps"), 1), Path: "apps",
 			Msg: "no apps; add one, like apps: {web: {command: ./server, instances: 2}}"})
 	}
 	for _, a := range c.Apps {
 		p := "apps." + a.Name
-		if len(a.Command) == 0 {
-			ps = append(ps, Problem{File: c.File, Line: a.Line, Path: p,
-				Msg: "no command; add command: with the program to run, like command: ./server --flag value"})
-		} else if msg := checkExecutable(a.Command[0], a.Cwd); msg != "" {
-			add(p+".command", "%s", msg)
-		}
-		if st, err := os.Stat(a.Cwd); err != nil || !st.IsDir() {
+		cwdOK := true
+		if st, err := os.Stat(a.Cwd); err != nil {
+			cwdOK = false
 			add(p+".cwd", "folder %s does not exist; create it or fix the path (relative paths start at the config's folder)", a.Cwd)
+		} else if !st.IsDir() {
+			cwdOK = false
+			add(p+".cwd", "%s is a file, not a folder; name the folder the app runs in", a.Cwd)
+		}
+		switch {
+		case len(a.Command) == 0:
+			missing(p, "command", "no command; add command: with the program to run and its arguments, like command: ./server --port $PORT")
+		case !cwdOK:
+			// A relative program cannot be looked for; the cwd problem says why.
+		case a.Interpreter != "":
+			if msg := checkExecutable(a.Interpreter, a.Cwd); msg != "" {
+				add(p+".interpreter", "%s", msg)
+			}
+		default:
+			if msg := checkExecutable(a.Command[0], a.Cwd); msg != "" {
+				add(p+".command", "%s", msg)
+			}
+		}
+		if a.Instances < 1 {
+			add(p+".instances", "%d instances cannot run; write 1 or more, or \"max\"", a.Instances)
+		}
+		if a.WaitReady && !a.Ready.Notify {
+			add(p+".wait_ready", "wait_ready: true means ready: {notify: true}, but ready says otherwise; keep one of them")
+		}
+		if a.CronRestart != "" {
+			if _, err := cron.ParseStandard(a.CronRestart); err != nil {
+				add(p+".cron_restart", "%q is not a cron spec (%v); write 5 fields like \"0 3 * * *\" or @daily", a.CronRestart, err)
+			}
+		}
+		if a.IncrementVar != "" {
+			if _, err := strconv.Atoi(a.Env[a.IncrementVar]); err != nil {
+				add(p+".increment_var", "env has no number named %s to increment; add it under env:, like %s: 3000", a.IncrementVar, a.IncrementVar)
+			}
+		}
+		for _, code := range a.StopExitCodes {
+			if code < 0 || code > 255 {
+				add(p+".stop_exit_codes", "%d is not an exit code; write codes from 0 to 255", code)
+			}
 		}
 		if n := countModes(a.Ready); n != 1 {
-			add(p+".ready", "set exactly one of http: /path, tcp: true or notify: true (got %d)", n)
+			add(p+".ready", "set exactly one of http: /path, tcp: true or notify: true (got %d), like ready: {http: /health}", n)
 		}
 		if a.Ready.HTTP != "" && !strings.HasPrefix(a.Ready.HTTP, "/") {
 			add(p+".ready.http", "%q is not a path; write one starting with /, like /health", a.Ready.HTTP)
@@ -175,23 +295,23 @@ func (c *Config) Validate() error {
 		if a.MaxRestarts < 0 {
 			add(p+".max_restarts", "%d is negative; write 0 or more", a.MaxRestarts)
 		}
-		if a.Reload.Parallel < 0 {
-			add(p+".reload.parallel", "%d is negative; write 1 or more", a.Reload.Parallel)
+		if a.Reload.Parallel < 1 {
+			add(p+".reload.parallel", "%d instances at a time cannot replace any; write 1 or more", a.Reload.Parallel)
 		}
-		if a.MaxFails < 0 {
-			add(p+".max_fails", "%d is negative; write 1 or more", a.MaxFails)
+		if a.MaxFails < 1 {
+			add(p+".max_fails", "%d failures cannot mark an instance down; write 1 or more", a.MaxFails)
 		}
-		if a.InstanceVar != "" && !envNameOK(a.InstanceVar) {
-			add(p+".instance_var", "%q is not a variable name; use letters, digits and _", a.InstanceVar)
+		if msg := envKeyProblem(a.InstanceVar); msg != "" {
+			add(p+".instance_var", "%s", msg)
 		}
-		for k := range a.Env {
-			if !envNameOK(k) {
-				add(p+".env."+k, "%q is not a variable name; use letters, digits and _", k)
+		for _, k := range slices.Sorted(maps.Keys(a.Env)) {
+			if msg := envKeyProblem(k); msg != "" {
+				add(p+".env."+k, "%s", msg)
 			}
 		}
 	}
 
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && checked("routes") {
 		ps = append(ps, Problem{File: c.File, Line: max(c.Line("routes"), 1), Path: "routes",
 			Msg: "no routes; add one, like routes: [{path: /, to: web}]"})
 	}
@@ -200,7 +320,7 @@ func (c *Config) Validate() error {
 		p := "routes." + strconv.Itoa(i)
 		switch {
 		case r.Path == "":
-			ps = append(ps, Problem{File: c.File, Line: r.Line, Path: p, Msg: "no path; add path: / (or a prefix like /api)"})
+			missing(p, "path", "no path; add path: / (or a prefix like /api)")
 		case !strings.HasPrefix(r.Path, "/"):
 			add(p+".path", "%q must start with /; write /%s", r.Path, r.Path)
 		default:
@@ -211,17 +331,33 @@ func (c *Config) Validate() error {
 		}
 		switch {
 		case r.To == "":
-			ps = append(ps, Problem{File: c.File, Line: r.Line, Path: p, Msg: "no to:; name the app that serves it, like to: web"})
-		case !apps[r.To]:
-			sorted := append([]string(nil), names...)
-			sort.Strings(sorted)
-			add(p+".to", "no app named %q; %s (apps: %s)", r.To, suggest(r.To, names, "define it under apps:"), strings.Join(sorted, ", "))
+			missing(p, "to", "no to:; name the app that serves it, like to: web")
+		case !apps[r.To] && len(names) > 0:
+			hint := "name one of them or define it under apps:"
+			if best := closest(r.To, names); best != "" {
+				hint = fmt.Sprintf("did you mean %q?", best)
+			}
+			add(p+".to", "no app named %q; %s (apps: %s)", r.To, hint, strings.Join(names, ", "))
+		}
+		switch r.Balance {
+		case RoundRobin, LeastConn, RandomTwo:
+		default:
+			add(p+".balance", "unknown policy %q; write round_robin, least_conn or random_two", r.Balance)
 		}
 	}
-	if len(ps) > 0 {
-		return ps
+	return ps
+}
+
+// sameListener reports whether two host:port addresses would collide: the
+// same port, on the same host or where either is every interface.
+func sameListener(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb {
+		return false
 	}
-	return nil
+	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || any(ha) || any(hb)
 }
 
 func countModes(r Ready) int {
@@ -234,24 +370,31 @@ func countModes(r Ready) int {
 	return n
 }
 
-func envNameOK(s string) bool {
-	if s == "" {
-		return false
+// envKeyProblem says what is wrong with an environment variable name, or "".
+// Only what the OS cannot carry is refused: names like NODE.ENV are unusual
+// but legal.
+func envKeyProblem(k string) string {
+	switch {
+	case k == "":
+		return "a variable needs a name; write NAME: value"
+	case strings.Contains(k, "="):
+		name, value, _ := strings.Cut(k, "=")
+		return fmt.Sprintf("%q holds =, which ends a variable's name; write %s: %s", k, name, value)
+	case strings.ContainsRune(k, 0):
+		return fmt.Sprintf("%q holds a NUL byte; use letters, digits and _", k)
 	}
-	for i, c := range s {
-		if c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
+	return ""
 }
 
 // checkExecutable returns why prog cannot be run from cwd, or "".
 func checkExecutable(prog, cwd string) string {
 	if !strings.Contains(prog, "/") {
-		if _, err := exec.LookPath(prog); err != nil {
-			return fmt.Sprintf("%q is not in PATH; install it, or write its path like ./bin/%s", prog, prog)
+		_, err := exec.LookPath(prog)
+		switch {
+		case errors.Is(err, exec.ErrDot):
+			return fmt.Sprintf("%q is found only through a relative folder in PATH; write its path, like ./%s", prog, prog)
+		case err != nil:
+			return fmt.Sprintf("%q is not in PATH (%s); install it, or if you build it yourself, write its path like ./bin/%s", prog, os.Getenv("PATH"), prog)
 		}
 		return ""
 	}
@@ -264,11 +407,47 @@ func checkExecutable(prog, cwd string) string {
 	case err != nil:
 		return fmt.Sprintf("%s not found (looked for %s); build it first or fix the path", prog, path)
 	case st.IsDir():
-		return fmt.Sprintf("%s is a folder; name the program inside it", prog)
+		return fmt.Sprintf("%s is a folder (%s); name the program inside it", prog, path)
+	case !st.Mode().IsRegular():
+		return fmt.Sprintf("%s is not a regular file (%s); name the program itself", prog, path)
 	case st.Mode()&0o111 == 0:
 		return fmt.Sprintf("%s is not executable; chmod +x it", prog)
 	}
 	return ""
+}
+
+// Argv is the command line an instance runs: the interpreter and its
+// arguments first, when there is one.
+func (a *App) Argv() []string {
+	if a.Interpreter == "" {
+		return a.Command
+	}
+	argv := append([]string{a.Interpreter}, a.InterpreterArgs...)
+	argv = append(argv, a.NodeArgs...)
+	return append(argv, a.Command...)
+}
+
+// SelectEnv merges each app's env_NAME block over its env, for
+// `herd up --env NAME`. It is an error when no app has such a block.
+func (c *Config) SelectEnv(name string) error {
+	found := false
+	for _, a := range c.Apps {
+		set, ok := a.EnvSets[name]
+		if !ok {
+			continue
+		}
+		found = true
+		if a.Env == nil {
+			a.Env = map[string]string{}
+		}
+		for k, v := range set {
+			a.Env[k] = v
+		}
+	}
+	if !found {
+		return Errors{{File: c.File, Msg: fmt.Sprintf("--env %s: no app has an env_%s: block; add one or drop --env", name, name)}}
+	}
+	return nil
 }
 
 // App returns the app named name, or nil.

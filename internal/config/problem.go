@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Problem is one thing wrong with a config, at a line of a file.
+// Problem is one thing wrong with a config, at a line of a file. Its Error
+// reads FILE:LINE: PATH: MSG, leaving out a zero Line and an empty Path.
 type Problem struct {
 	File string
 	Line int    // 0 when the problem has no line (e.g. an unreadable file)
@@ -29,12 +30,13 @@ func (p Problem) Error() string {
 	return sb.String()
 }
 
-// Errors is every problem found in a config, one per line, in line order.
+// Errors is every problem found in a config. Load, Parse and Validate
+// return it sorted by line; Error writes one problem per line, in line order.
+// Use errors.As to get it from their error.
 type Errors []Problem
 
 func (e Errors) Error() string {
-	sorted := append(Errors(nil), e...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Line < sorted[j].Line })
+	sorted := e.sorted()
 	lines := make([]string, len(sorted))
 	for i, p := range sorted {
 		lines[i] = p.Error()
@@ -42,12 +44,39 @@ func (e Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Line is the line where the dotted key path (e.g. "apps.web.command",
-// "routes.0.to") was written, or 0 if it was not.
+// sorted returns a copy of e in line order (problems without a line first,
+// then in the order found), without repeats.
+func (e Errors) sorted() Errors {
+	out := make(Errors, 0, len(e))
+	seen := map[Problem]bool{}
+	for _, p := range e {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// Line is the line where the dotted key path (e.g. "listen",
+// "apps.web.command", "routes.0.to") was written, or 0 if it was not. For a
+// list item ("routes.0") it is the line of its dash.
 func (c *Config) Line(path string) int { return c.lines[path] }
 
 // Problem returns a Problem about the key at path, for checks made outside
-// this package (a port in use, say) to read like the config's own.
+// this package (a port in use, say) to read like the config's own. When path
+// was not written (a default), the line is that of the nearest key above it
+// that was, or 0.
 func (c *Config) Problem(path, msg string) Problem {
-	return Problem{File: c.File, Line: c.Line(path), Path: path, Msg: msg}
+	line := 0
+	for p := path; p != "" && line == 0; {
+		line = c.Line(p)
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return Problem{File: c.File, Line: line, Path: path, Msg: msg}
 }

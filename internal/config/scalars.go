@@ -23,8 +23,9 @@ func (c *Command) decodeNode(n *yaml.Node) error {
 		}
 	case yaml.SequenceNode:
 		for _, item := range n.Content {
+			item = resolve(item)
 			if item.Kind != yaml.ScalarNode {
-				return fmt.Errorf("want a command line or a list of words, got a list holding %s", kindName(item))
+				return fmt.Errorf("want a command line or a list of words, got a list holding %s; write it like [./server, --port, \"8080\"]", kindName(item))
 			}
 			argv = append(argv, item.Value)
 		}
@@ -42,7 +43,7 @@ func (i *Instances) decodeNode(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("want a number of instances, got %s; write a whole number like 3, or \"max\"", kindName(n))
 	}
-	if n.Value == "max" {
+	if strings.EqualFold(n.Value, "max") {
 		*i = Instances(runtime.NumCPU())
 		return nil
 	}
@@ -144,7 +145,14 @@ func (b *Balance) decodeNode(n *yaml.Node) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown policy %s; write round_robin, least_conn or random_two", kindName(n))
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a policy name, got %s; write round_robin, least_conn or random_two", kindName(n))
+	}
+	const all = "round_robin, least_conn or random_two"
+	if hint := suggest(n.Value, []string{string(RoundRobin), string(LeastConn), string(RandomTwo)}, ""); strings.HasPrefix(hint, "did you mean") {
+		return fmt.Errorf("unknown policy %q; %s (write %s)", n.Value, hint, all)
+	}
+	return fmt.Errorf("unknown policy %q; write %s", n.Value, all)
 }
 
 // SplitCommand splits s into words like a POSIX shell, without expanding
@@ -216,3 +224,52 @@ func (d Duration) String() string { return time.Duration(d).String() }
 
 // MarshalText writes the duration as Go writes it, e.g. "1m30s".
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (z *Size) decodeNode(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a size like 300M or 1G, got %s", kindName(n))
+	}
+	v, err := ParseSize(n.Value)
+	*z = v
+	return err
+}
+
+// ParseSize reads 300M, 1.5G, 512K, 300MB or a bare number of bytes.
+func ParseSize(text string) (Size, error) {
+	s := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(text)), "B"), "I")
+	mult := 1.0
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult != 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size; write one like 300M, 1.5G or 512K", text)
+	}
+	return Size(f * mult), nil
+}
+
+// String writes the size in the largest whole unit, e.g. "300M".
+func (z Size) String() string {
+	for _, u := range []struct {
+		suffix string
+		n      Size
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if z >= u.n && z%u.n == 0 {
+			return strconv.FormatInt(int64(z/u.n), 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(z), 10)
+}
+
+// MarshalText writes the size as String does.
+func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }

@@ -68,6 +68,33 @@ type App struct {
 	// StopSignal is sent to the instance's process group on stop. Default SIGTERM.
 	StopSignal Signal `yaml:"stop_signal" json:"stop_signal,omitempty"`
 
+	// Autorestart: false leaves an instance stopped after it exits. Default true.
+	Autorestart *bool `yaml:"autorestart" json:"autorestart,omitempty"`
+	// StopExitCodes: an exit with one of these codes is not restarted (PM2's stop_exit_codes).
+	StopExitCodes []int `yaml:"stop_exit_codes" json:"stop_exit_codes,omitempty"`
+	// ExpBackoffRestartDelay, if set, starts the backoff series instead of
+	// RestartDelay (PM2's name for exponential backoff).
+	ExpBackoffRestartDelay Duration `yaml:"exp_backoff_restart_delay" json:"exp_backoff_restart_delay,omitempty"`
+	// MaxMemoryRestart: an instance whose RSS exceeds this (checked at every
+	// sample) is replaced gracefully, like a one-instance reload. It also sets
+	// GOMEMLIMIT to 90 % of it unless env sets GOMEMLIMIT. Default: no limit.
+	MaxMemoryRestart Size `yaml:"max_memory_restart" json:"max_memory_restart,omitempty"`
+	// CronRestart is a cron spec (5 fields, or @daily…) at which the app is
+	// reloaded gracefully. Default: none.
+	CronRestart string `yaml:"cron_restart" json:"cron_restart,omitempty"`
+	// WaitReady: true means ready: {notify: true} (PM2's name).
+	WaitReady bool `yaml:"wait_ready" json:"wait_ready,omitempty"`
+	// Interpreter runs the command, as in `node server.js`; InterpreterArgs
+	// (or PM2's node_args) go between the two.
+	Interpreter     string  `yaml:"interpreter" json:"interpreter,omitempty"`
+	InterpreterArgs Command `yaml:"interpreter_args" json:"interpreter_args,omitempty"`
+	NodeArgs        Command `yaml:"node_args" json:"node_args,omitempty"`
+	// IncrementVar names a numeric variable of env that grows by the instance
+	// index in each instance (PM2's increment_var).
+	IncrementVar string `yaml:"increment_var" json:"increment_var,omitempty"`
+	// EnvSets are the env_NAME: blocks; `herd up --env NAME` merges one over env.
+	EnvSets map[string]map[string]string `yaml:"env_,prefix" json:"env_sets,omitempty"`
+
 	// Reload configures `herd reload` of this app.
 	Reload ReloadOptions `yaml:"reload" json:"reload,omitempty"`
 
@@ -129,6 +156,9 @@ type Duration time.Duration
 
 // Signal is a signal written as "SIGTERM", "TERM" or "15".
 type Signal syscall.Signal
+
+// Size is a number of bytes, written 300M, 1.5G, 512K or as a bare number.
+type Size int64
 
 // Prefix is a CIDR or a single address ("127.0.0.1" means 127.0.0.1/32).
 type Prefix netip.Prefix
