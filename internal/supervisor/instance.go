@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +48,7 @@ type instance struct {
 	restarts  int
 	startedAt time.Time
 	lastExit  string
+	exitCode  int // of the last exit; -1 for a signal or a failed spawn
 	cpuPct    float64
 	rss       uint64
 	cpuPrev   time.Duration
@@ -69,7 +72,11 @@ func (in *instance) logger() *slog.Logger {
 // run keeps the slot's process running until ctx ends.
 func (in *instance) run(ctx context.Context) {
 	log := in.logger()
-	delay := time.Duration(in.app.RestartDelay)
+	firstDelay := time.Duration(in.app.RestartDelay)
+	if in.app.ExpBackoffRestartDelay > 0 {
+		firstDelay = time.Duration(in.app.ExpBackoffRestartDelay)
+	}
+	delay := firstDelay
 	unstable := 0
 	for {
 		if ctx.Err() != nil {
@@ -81,6 +88,11 @@ func (in *instance) run(ctx context.Context) {
 		if stop {
 			return
 		}
+		if why := in.noRestart(); why != "" {
+			in.setState(Stopped)
+			log.Info("instance not restarted: "+why, "last_exit", in.status().LastExit)
+			return
+		}
 		uptime := time.Since(started)
 		if stable && uptime >= time.Duration(in.app.MinUptime) {
 			unstable = 0
@@ -88,7 +100,7 @@ func (in *instance) run(ctx context.Context) {
 			unstable++
 		}
 		if uptime >= stableAfter {
-			delay = time.Duration(in.app.RestartDelay)
+			delay = firstDelay
 		}
 		if unstable > in.app.MaxRestarts {
 			in.setState(Errored)
@@ -121,7 +133,7 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	p, inst, notify, err := in.spawn()
 	if err != nil {
 		in.mu.Lock()
-		in.lastExit = err.Error()
+		in.lastExit, in.exitCode = err.Error(), -1
 		in.mu.Unlock()
 		log.Error("cannot start instance", "err", err)
 		in.reportFirst(err)
@@ -184,12 +196,27 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	return true, true
 }
 
+// noRestart says why the process that just exited must not be restarted
+// (autorestart: false, or an exit code listed in stop_exit_codes), or "".
+func (in *instance) noRestart() string {
+	if in.app.Autorestart != nil && !*in.app.Autorestart {
+		return "autorestart is false"
+	}
+	in.mu.Lock()
+	code := in.exitCode
+	in.mu.Unlock()
+	if code >= 0 && slices.Contains(in.app.StopExitCodes, code) {
+		return fmt.Sprintf("exit code %d is in stop_exit_codes", code)
+	}
+	return ""
+}
+
 // exited records and logs how the process ended.
 func (in *instance) exited(p *proc.Process, log *slog.Logger, why string) {
 	p.WaitOutput()
 	desc := p.Describe()
 	in.mu.Lock()
-	in.lastExit = desc
+	in.lastExit, in.exitCode = desc, p.ExitCode()
 	in.pid, in.proc = 0, nil
 	in.mu.Unlock()
 	in.sup.ports.release(in.portNow())
@@ -225,9 +252,10 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
 		}
 		env = append(env, "NOTIFY_SOCKET="+path)
 	}
+	argv := in.app.Argv()
 	p, err := proc.Start(proc.Spec{
-		Path:   in.app.Command[0],
-		Args:   in.app.Command[1:],
+		Path:   argv[0],
+		Args:   argv[1:],
 		Dir:    in.app.Cwd,
 		Env:    env,
 		Output: in.sup.output(in.app.Name),
@@ -249,11 +277,24 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
 	return p, inst, notify, nil
 }
 
-// environ is herd's environment, then the app's env:, then herd's own variables.
+// environ is herd's environment, then the app's env:, then herd's own
+// variables. A later entry wins, as exec takes the last of duplicates.
 func (in *instance) environ(port int) []string {
-	env := os.Environ()
+	// systemd's variables are herd's own, not its instances'.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_FDS=") ||
+			strings.HasPrefix(kv, "LISTEN_PID=") || strings.HasPrefix(kv, "LISTEN_FDNAMES=")
+	})
 	for k, v := range in.app.Env {
+		if k == in.app.IncrementVar {
+			n, _ := strconv.Atoi(v) // Validate checked it is a number
+			v = strconv.Itoa(n + in.index)
+		}
 		env = append(env, k+"="+v)
+	}
+	if limit := in.app.MaxMemoryRestart; limit > 0 && in.app.Env["GOMEMLIMIT"] == "" {
+		// A Go instance collects harder before it reaches the restart limit.
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(int64(limit)*9/10, 10))
 	}
 	idx := strconv.Itoa(in.index)
 	env = append(env,

@@ -78,11 +78,12 @@ type Supervisor struct {
 	// SampleEvery is how often CPU and RSS are read from /proc. Default 5s.
 	SampleEvery time.Duration
 
-	mu      sync.Mutex
-	apps    []*appRunner
-	ctx     context.Context // Run's; every instance's context derives from it
-	closing bool
-	running sync.WaitGroup // every instance goroutine
+	mu         sync.Mutex
+	apps       []*appRunner
+	ctx        context.Context // Run's; every instance's context derives from it
+	closing    bool
+	running    sync.WaitGroup // every instance goroutine
+	background sync.WaitGroup // memory replacements and cron reloads
 }
 
 // appRunner is one app: its current config and an instance per slot.
@@ -130,14 +131,20 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	var sampler sync.WaitGroup
 	sampler.Go(func() { s.sample(sampleCtx) })
+	for _, a := range s.apps {
+		if spec := a.config().CronRestart; spec != "" {
+			s.background.Go(func() { s.cronRestarts(ctx, a, spec) })
+		}
+	}
 
 	<-ctx.Done()
+	stopSampling()
+	sampler.Wait()
+	s.background.Wait() // an operation in flight ends: its spawns fail with ErrStopping
 	s.mu.Lock()
 	s.closing = true // no spawn after this, so the wait below is final
 	s.mu.Unlock()
 	s.running.Wait()
-	stopSampling()
-	sampler.Wait()
 	return nil
 }
 
@@ -244,6 +251,7 @@ func (s *Supervisor) sample(ctx context.Context) {
 		for _, a := range s.apps {
 			for _, in := range a.instances() {
 				in.sampleUsage(time.Now())
+				s.checkMemory(a, in)
 			}
 		}
 	}

@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 		waitTerm()
 	case "env": // write the environment herd gave us, then act ready via notify
 		var sb strings.Builder
-		for _, k := range []string{"PORT", "HERD_INSTANCE", "HERD_APP", "WORKER_ID", "NODE_APP_INSTANCE", "GREETING"} {
+		for _, k := range []string{"PORT", "HERD_INSTANCE", "HERD_APP", "WORKER_ID", "NODE_APP_INSTANCE", "GREETING", "GOMEMLIMIT"} {
 			fmt.Fprintf(&sb, "%s=%s\n", k, os.Getenv(k))
 		}
 		os.WriteFile(filepath.Join(os.Getenv("OUT_DIR"), "env-"+os.Getenv("HERD_INSTANCE")), []byte(sb.String()), 0o644)
@@ -58,6 +58,29 @@ func TestMain(m *testing.M) {
 		waitTerm()
 	case "idle": // never ready
 		waitTerm()
+	case "exit3": // listen, then exit with status 3
+		l, _ := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		time.Sleep(300 * time.Millisecond)
+		l.Close()
+		os.Exit(3)
+	case "hog": // hold 64 MiB, then listen
+		hog := make([]byte, 64<<20)
+		for i := range hog {
+			hog[i] = 1
+		}
+		l, _ := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		waitTerm()
+		_ = hog[len(hog)-1]
 	}
 	os.Exit(0)
 }
@@ -114,9 +137,12 @@ func (e *events) hooks() Hooks {
 	}
 }
 
-func run(t *testing.T, app *config.App, hooks Hooks) (*Supervisor, context.CancelFunc, <-chan struct{}) {
+func run(t *testing.T, app *config.App, hooks Hooks, opts ...func(*Supervisor)) (*Supervisor, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
 	s := New(&config.Config{Apps: []*config.App{app}}, hooks, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) io.Writer { return io.Discard })
+	for _, o := range opts {
+		o(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -222,7 +248,7 @@ func TestInstanceEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := fmt.Sprintf("PORT=%d\nHERD_INSTANCE=%d\nHERD_APP=web\nWORKER_ID=%d\nNODE_APP_INSTANCE=\nGREETING=hi\n", st.Port, i, i)
+		want := fmt.Sprintf("PORT=%d\nHERD_INSTANCE=%d\nHERD_APP=web\nWORKER_ID=%d\nNODE_APP_INSTANCE=\nGREETING=hi\nGOMEMLIMIT=\n", st.Port, i, i)
 		if string(data) != want {
 			t.Errorf("instance %d env:\n%s\nwant:\n%s", i, data, want)
 		}
