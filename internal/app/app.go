@@ -27,6 +27,7 @@ import (
 	"github.com/herdhq/herd/internal/logbuf"
 	"github.com/herdhq/herd/internal/proxy"
 	"github.com/herdhq/herd/internal/supervisor"
+	"github.com/herdhq/herd/internal/systemd"
 )
 
 // Options are what Run needs besides the config.
@@ -37,6 +38,10 @@ type Options struct {
 	Output io.Writer
 	// Socket is the control API's unix socket path; empty means SocketPath(cfg.File).
 	Socket string
+	// Env is the env_NAME set chosen with --env, applied again when reloads re-read the config.
+	Env string
+	// Reload delivers requests to reload every app (SIGHUP); nil for none.
+	Reload <-chan struct{}
 	// Ready, if set, is called once both listeners are bound and the apps are starting.
 	Ready func(public, admin net.Addr)
 }
@@ -95,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return apps
 	}
 	metrics := admin.NewMetrics(status)
-	mgr := &manager{cfgPath: cfg.File, sup: sup, status: status}
+	mgr := &manager{cfgPath: cfg.File, env: opts.Env, sup: sup, status: status}
 
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
@@ -149,13 +154,27 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		close(supDone)
 	}()
 
+	wg.Go(func() { notifyReady(runCtx, status, log) })
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: draining requests and instances")
-	case runErr = <-serveErr:
-		log.Error("listener failed; stopping", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: draining requests and instances")
+			break wait
+		case runErr = <-serveErr:
+			log.Error("listener failed; stopping", "err", runErr)
+			break wait
+		case <-opts.Reload:
+			log.Info("SIGHUP: reloading every app from " + cfg.File)
+			_ = systemd.Notify("RELOADING=1")
+			if err := mgr.Action(runCtx, "reload", "all"); err != nil {
+				log.Error("reload failed; the old instances keep serving", "err", err)
+			}
+			_ = systemd.Notify("READY=1")
+		}
 	}
+	_ = systemd.Notify("STOPPING=1")
 	stopApps()
 
 	// The public listener stops accepting while instances drain; requests
@@ -171,6 +190,39 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	wg.Wait()
 	log.Info("herd stopped")
 	return runErr
+}
+
+// notifyReady tells systemd herd is ready once every app has a ready
+// instance, or after the longest listen_timeout, whichever comes first; it
+// polls only until then.
+func notifyReady(ctx context.Context, status func() []supervisor.AppStatus, log *slog.Logger) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && !allReady(status()) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := systemd.Notify("READY=1"); err != nil {
+		log.Warn("telling systemd herd is ready", "err", err)
+	}
+}
+
+func allReady(apps []supervisor.AppStatus) bool {
+	for _, a := range apps {
+		ready := false
+		for _, in := range a.Instances {
+			ready = ready || in.State == supervisor.Ready
+		}
+		if !ready {
+			return false
+		}
+	}
+	return true
 }
 
 // listen binds the public and admin listeners, reporting failures against

@@ -19,6 +19,7 @@ import (
 // problems changes nothing.
 type manager struct {
 	cfgPath string
+	env     string // --env, applied to every re-read config
 	sup     *supervisor.Supervisor
 	status  func() []supervisor.AppStatus
 }
@@ -53,6 +54,9 @@ func (m *manager) Action(ctx context.Context, action, app string) error {
 	var fresh *config.Config
 	if action == "reload" || action == "restart" {
 		c, err := config.Load(m.cfgPath)
+		if err == nil && m.env != "" {
+			err = c.SelectEnv(m.env)
+		}
 		if err != nil {
 			return control.Errorf(http.StatusBadRequest, "%s has problems, so nothing was changed:\n%v", m.cfgPath, err)
 		}

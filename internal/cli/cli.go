@@ -40,7 +40,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	var file, logLevel, socket string
+	var file, logLevel, socket, env string
 	root.PersistentFlags().StringVar(&socket, "socket", "", "control socket (default: .herd/herd.sock beside the config file)")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "herd's log level: debug, info, warn, error")
 
@@ -50,6 +50,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
+			if err == nil && env != "" {
+				err = cfg.SelectEnv(env)
+			}
 			if err != nil {
 				code = exitBadConf
 				return err
@@ -61,7 +64,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			ctx, stop := signalContext(log)
 			defer stop()
-			err = app.Run(ctx, cfg, app.Options{Log: log, Output: stdout, Socket: socket})
+			err = app.Run(ctx, cfg, app.Options{Log: log, Output: stdout, Socket: socket, Env: env, Reload: reloads(ctx)})
 			var problems config.Errors
 			if errors.As(err, &problems) {
 				code = exitBadConf
@@ -90,6 +93,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	})
 
 	root.AddCommand(controlCommands(&file, &socket, stdout)...)
+	root.AddCommand(setupCommands(&file, &env, stdout, stderr)...)
+	for _, c := range root.Commands() {
+		if c.Name() == "up" || c.Name() == "startup" {
+			c.Flags().StringVar(&env, "env", "", "merge each app's env_NAME block over its env (PM2's --env)")
+		}
+	}
 	// -f names the config everywhere but in `logs`, where it means follow, as in tail -f.
 	for _, c := range root.Commands() {
 		if c.Name() == "logs" {
@@ -128,6 +137,28 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: write debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// reloads delivers a SIGHUP as a request to reload every app, until ctx ends.
+func reloads(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case ch <- struct{}{}:
+				default: // one pending reload covers several signals
+				}
+			}
+		}
+	}()
+	return ch
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM, which starts a
