@@ -15,28 +15,11 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 PEERS=${PEERS:-"nginx haproxy caddy"}
 
-need() { # install Debian packages that are missing
-	local missing=()
-	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-	if ((${#missing[@]})); then
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	fi
-}
+source bench/lib.sh
 need wrk nginx-light haproxy caddy
-
 RUN=$(mktemp -d /tmp/herd-bench.XXXXXX)
 PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$RUN"
-}
 trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	ruby -e 'require "socket"; puts TCPServer.new("127.0.0.1",0).addr[1]'; }
-waitport() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 go build -o "$RUN/herd" ./cmd/herd
 go build -o "$RUN/backend" ./bench/backend
@@ -142,63 +125,13 @@ CONF
 	TARGETS="$TARGETS $peer"
 done
 
-# cpu_ticks PID NAME: user+system ticks of PID and its children (nginx
-# workers), but not of herd's children, which are the backends.
-cpu_ticks() {
-	local total=0 p kids=""
-	[ "$2" != herd ] && kids=$(pgrep -P "$1" 2>/dev/null || true)
-	for p in $1 $kids; do
-		[ -r "/proc/$p/stat" ] || continue
-		total=$((total + $(awk '{print $14+$15}' "/proc/$p/stat")))
-	done
-	echo "$total"
-}
-# rss_kb PID: resident memory of PID and its children (nginx workers), not herd's instances.
-rss_kb() {
-	local total=0 p
-	local kids=""
-	[ "$2" != herd ] && kids=$(pgrep -P "$1" 2>/dev/null || true)
-	for p in $1 $kids; do
-		total=$((total + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-	done
-	echo "$total"
-}
-
 RESULTS=$RUN/results.tsv
 : >"$RESULTS"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t1 -c$CONNS -d$DURATION; $ROUNDS rounds, interleaved"
 for round in $(seq "$ROUNDS"); do
 	for t in $TARGETS; do
-		url="http://127.0.0.1:${PORT[$t]}/"
-		wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null # warm-up
-		pid=${PROCPID[$t]:-}
-		before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid" "$t")
-		out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url")
-		after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid" "$t")
-		rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-		p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-		reqs=$(awk '/requests in/{print $1}' <<<"$out")
-		errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out" | tr '\n' ' ')
-		cpu_us=$(awk -v d=$((after - before)) -v n="$reqs" 'BEGIN{ if (n>0) printf "%.1f", d*10000/n; else print "-" }')
-		rss=0; [ -n "$pid" ] && rss=$(rss_kb "$pid" "$t")
-		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rps" "$p99" "$cpu_us" "$rss" "$errs" >>"$RESULTS"
-		printf 'round %d %-8s %10s req/s  p99 %-8s cpu/req %6s us  rss %6s kB %s\n' "$round" "$t" "$rps" "$p99" "$cpu_us" "$rss" "$errs"
+		measure "$round" "$t" "http://127.0.0.1:${PORT[$t]}/" "${PROCPID[$t]:-}"
 	done
 done
 
-echo
-echo "medians:"
-awk -F'\t' '
-function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-{ n[$1]++; rps[$1, n[$1]] = $2; p99[$1, n[$1]] = ms($3); cpu[$1, n[$1]] = $4; rss[$1, n[$1]] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
-function median(arr, name, cnt,    i, j, t, v) {
-	for (i = 1; i <= cnt; i++) v[i] = arr[name, i]
-	for (i = 1; i <= cnt; i++) for (j = i + 1; j <= cnt; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
-	return (cnt % 2) ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2
-}
-END {
-	for (i = 1; i <= k; i++) { t = order[i]; R[t] = median(rps, t, n[t]); P[t] = median(p99, t, n[t]); C[t] = median(cpu, t, n[t]); M[t] = median(rss, t, n[t]) }
-	base = ("nginx" in R) ? "nginx" : "direct"
-	printf "%-8s %12s %10s %12s %10s %10s\n", "target", "req/s", "p99 ms", "cpu/req us", "rss MB", "x " base
-	for (i = 1; i <= k; i++) { t = order[i]; printf "%-8s %12.0f %10.2f %12s %10.1f %10.2f\n", t, R[t], P[t], C[t], M[t] / 1024, R[t] / R[base] }
-}' "$RESULTS"
+medians "$RESULTS" nginx

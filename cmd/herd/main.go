@@ -8,8 +8,10 @@ import (
 	"os"
 
 	"github.com/herdhq/herd/internal/cli"
+	"github.com/herdhq/herd/internal/proc"
 )
 
 func main() {
+	proc.RunShim() // a shim that sets LISTEN_PID execs the app here and never returns
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -54,6 +55,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	shared, err := listenShared(cfg)
+	if err != nil {
+		public.Close()
+		adminLn.Close()
+		return err
+	}
+	defer func() {
+		for _, f := range shared {
+			f.Close()
+		}
+	}()
 	socket := opts.Socket
 	if socket == "" {
 		socket = SocketPath(cfg.File)
@@ -66,6 +78,22 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer os.Remove(socket)
 	logs := logbuf.New(opts.Output, 1000)
+	if !cfg.Logs.Off {
+		apps := map[string]logbuf.AppFiles{}
+		for _, a := range cfg.Apps {
+			apps[a.Name] = logbuf.AppFiles{Merge: a.MergeLogs, DateFormat: a.LogDateFormat, JSON: a.LogType == "json"}
+		}
+		err := logs.EnableFiles(logbuf.FileOptions{
+			Dir: cfg.Logs.Dir, MaxSize: int64(cfg.Logs.MaxSize), MaxFiles: cfg.Logs.MaxFiles, MaxAge: time.Duration(cfg.Logs.MaxAge),
+		}, apps)
+		if err != nil {
+			public.Close()
+			adminLn.Close()
+			controlLn.Close()
+			return err
+		}
+		defer logs.Close()
+	}
 
 	pools := make(map[string]*balance.Pool, len(cfg.Apps))
 	for _, a := range cfg.Apps {
@@ -87,6 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			}
 		},
 	}, log, logs.Writer)
+	sup.Listeners = shared
 
 	status := func() []supervisor.AppStatus {
 		apps := sup.Status()
@@ -246,6 +275,37 @@ func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
 		return nil, nil, problems
 	}
 	return public, adminLn, nil
+}
+
+// listenShared binds the sockets of shared_socket apps, as files their
+// instances inherit.
+func listenShared(cfg *config.Config) (map[string]*os.File, error) {
+	files := map[string]*os.File{}
+	var problems config.Errors
+	for _, a := range cfg.Apps {
+		if a.Mode != config.SharedMode {
+			continue
+		}
+		l, err := net.Listen("tcp", a.Listen)
+		if err != nil {
+			problems = append(problems, config.ListenProblem(cfg, "apps."+a.Name+".listen", a.Listen, err))
+			continue
+		}
+		f, err := l.(*net.TCPListener).File()
+		l.Close() // f holds its own descriptor of the socket
+		if err != nil {
+			problems = append(problems, cfg.Problem("apps."+a.Name+".listen", fmt.Sprintf("cannot share %s: %v", a.Listen, err)))
+			continue
+		}
+		files[a.Name] = f
+	}
+	if len(problems) > 0 {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, problems
+	}
+	return files, nil
 }
 
 func longestDrain(cfg *config.Config) time.Duration {

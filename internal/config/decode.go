@@ -21,6 +21,9 @@ type nodeDecoder interface {
 // Interface guards.
 var (
 	_ nodeDecoder = (*Command)(nil)
+	_ nodeDecoder = (*Args)(nil)
+	_ nodeDecoder = (*Mode)(nil)
+	_ nodeDecoder = (*Size)(nil)
 	_ nodeDecoder = (*Instances)(nil)
 	_ nodeDecoder = (*Duration)(nil)
 	_ nodeDecoder = (*Signal)(nil)

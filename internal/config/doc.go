@@ -1,26 +1,59 @@
 // Package config reads herd.yaml into structs, applies defaults in one
-// place, and validates the result, reporting every problem at once with the
-// file and line it comes from and what to write instead:
+// place, and validates the result.
 //
-//	herd.yaml:7: apps.web.instances: "lots" is not a number; write a whole number like 3, or "max"
-//	herd.yaml:12: routes.0.to: no app named "wbe"; did you mean "web"? (apps: web)
+// # What herd.yaml looks like
 //
-// A minimal file:
-//
-//	listen: 127.0.0.1:8080
-//	admin: 127.0.0.1:9090
-//	apps:
+//	listen: :8080                # the public listener (default :8080)
+//	admin: 127.0.0.1:9090        # /health, /status, /metrics (default 127.0.0.1:9090)
+//	apps:                        # name → app, kept in file order
 //	  web:
-//	    command: ./bin/web --greeting hi
-//	    instances: 3
-//	    ready: {http: /health}
-//	routes:
+//	    command: ./bin/web --greeting "hi there"   # split like a shell, run without one
+//	    instances: 3             # or max, one per CPU
+//	    ready: {http: /health}   # or {tcp: true} (the default), or {notify: true}
+//	    env: {NODE_ENV: production}
+//	    kill_timeout: 5s         # durations: 1.5s, 300ms, 2m, or bare milliseconds
+//	  api:
+//	    command: [node, server.js]   # a list of words works too
+//	routes:                      # longest path prefix wins
+//	  - path: /api
+//	    to: api
+//	    balance: least_conn      # round_robin (default), least_conn, random_two
 //	  - path: /
 //	    to: web
-//	    balance: least_conn
 //
-// Decoding walks the YAML node tree against the structs' `yaml` tags, so an
-// unknown key, a wrong type or a bad value is caught with its line; types
+// Every key and its default is documented on the field of Config, App,
+// Route or Ready that it fills. Zero means default; the few keys for which
+// a written 0 would be a mistake (max_fails, reload.parallel) report it.
+// Relative cwd: paths, and the default cwd, are the config file's folder.
+//
+// Settings shared by several apps can be written once with YAML anchors and
+// merge keys; keys starting with x- are ignored, to hold them:
+//
+//	x-node: &node {instances: max, env: {NODE_ENV: production}}
+//	apps:
+//	  web: {<<: *node, command: node web.js}
+//	  api: {<<: *node, command: node api.js, instances: 2}
+//
+// # How problems read
+//
+// Load and Parse return either a *Config or an Errors listing every problem
+// in the file, sorted by line, each saying what is wrong and what to write
+// instead:
+//
+//	herd.yaml:5: apps.web.instances: "lots" is not a number; write a whole number like 3, or "max"
+//	herd.yaml:6: apps.web.kill_timout: unknown key "kill_timout"; did you mean "kill_timeout"?
+//	herd.yaml:9: routes.0.to: no app named "wbe"; did you mean "web"? (apps: web, api)
+//
+// A key that could not be decoded is not validated as well, so one mistake
+// is one line. Checks made elsewhere (a port in use, found when binding it)
+// report in the same form with Config.Problem, which finds the line of the
+// key through Config.Line; CheckListeners does this for listen and admin.
+//
+// # How decoding works
+//
+// Decoding walks the YAML node tree against the structs' `yaml` tags
+// (decode.go), so an unknown key, a wrong type or a bad value is caught
+// with its line; a key added to types.go is read with no more code. Types
 // with a syntax of their own (Duration, Instances, Signal, Prefix, Command,
-// Balance) parse themselves.
+// Balance) parse themselves through a one-method interface, decodeNode.
 package config

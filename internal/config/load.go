@@ -128,6 +128,19 @@ func (c *Config) applyDefaults() {
 	if abs, err := filepath.Abs(base); err == nil {
 		base = abs
 	}
+	if c.Logs.Dir == "" {
+		c.Logs.Dir = ".herd/logs"
+	}
+	if !filepath.IsAbs(c.Logs.Dir) {
+		c.Logs.Dir = filepath.Join(base, c.Logs.Dir)
+	}
+	if c.Logs.MaxSize == 0 {
+		c.Logs.MaxSize = 10 << 20
+	}
+	if c.Logs.MaxFiles == 0 {
+		c.Logs.MaxFiles = 5
+	}
+	setDefault(&c.Logs.MaxAge, 14*24*time.Hour)
 	for _, a := range c.Apps {
 		p := "apps." + a.Name
 		if a.Instances == 0 {
@@ -136,8 +149,11 @@ func (c *Config) applyDefaults() {
 		if a.InstanceVar == "" {
 			a.InstanceVar = "NODE_APP_INSTANCE"
 		}
+		if a.Mode == "" {
+			a.Mode = ProxyMode
+		}
 		if a.Ready == (Ready{}) && c.Line(p+".ready") == 0 {
-			if a.WaitReady {
+			if a.WaitReady || a.Mode == SharedMode {
 				a.Ready.Notify = true
 			} else {
 				a.Ready.TCP = true
@@ -252,6 +268,19 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			add(p+".cwd", "%s is a file, not a folder; name the folder the app runs in", a.Cwd)
 		}
 		switch {
+		case a.Mode == SharedMode && a.Listen == "":
+			add(p+".mode", "shared_socket needs the address to share; add listen:, like listen: :3000")
+		case a.Mode == SharedMode:
+			if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+				add(p+".listen", "%q is not an address; write host:port like 127.0.0.1:3000, or :3000", a.Listen)
+			}
+			if !a.Ready.Notify {
+				add(p+".ready", "a shared_socket app is ready when it says so (ready: {notify: true}); probes would reach any instance")
+			}
+		case a.Listen != "":
+			add(p+".listen", "listen: is only for mode: shared_socket; in proxy mode herd gives each instance its own PORT")
+		}
+		switch {
 		case len(a.Command) == 0:
 			missing(p, "command", "no command; add command: with the program to run and its arguments, like command: ./server --port $PORT")
 		case !cwdOK:
@@ -311,7 +340,23 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		}
 	}
 
-	if len(c.Routes) == 0 && checked("routes") {
+	if c.Logs.MaxSize < 1<<20 {
+		add("logs.max_size", "%s is too small to rotate by; write 1M or more", c.Logs.MaxSize)
+	}
+	if c.Logs.MaxFiles < 0 {
+		add("logs.max_files", "%d is negative; write how many rotated files to keep, like 5", c.Logs.MaxFiles)
+	}
+	for _, a := range c.Apps {
+		if a.LogType != "" && a.LogType != "json" && a.LogType != "text" {
+			add("apps."+a.Name+".log_type", "unknown log_type %q; write json or text", a.LogType)
+		}
+	}
+	shared := map[string]bool{}
+	for _, a := range c.Apps {
+		shared[a.Name] = a.Mode == SharedMode
+	}
+	allShared := len(c.Apps) > 0 && !slices.ContainsFunc(c.Apps, func(a *App) bool { return a.Mode != SharedMode })
+	if len(c.Routes) == 0 && checked("routes") && !allShared {
 		ps = append(ps, Problem{File: c.File, Line: max(c.Line("routes"), 1), Path: "routes",
 			Msg: "no routes; add one, like routes: [{path: /, to: web}]"})
 	}
@@ -338,6 +383,8 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 				hint = fmt.Sprintf("did you mean %q?", best)
 			}
 			add(p+".to", "no app named %q; %s (apps: %s)", r.To, hint, strings.Join(names, ", "))
+		case shared[r.To]:
+			add(p+".to", "%s is a shared_socket app: clients reach it on its own listen:, not through herd's routes; remove this route or use mode: proxy", r.To)
 		}
 		switch r.Balance {
 		case RoundRobin, LeastConn, RandomTwo:

@@ -14,29 +14,44 @@ import (
 )
 
 func (c *Command) decodeNode(n *yaml.Node) error {
-	var argv []string
-	switch n.Kind {
-	case yaml.ScalarNode:
-		var err error
-		if argv, err = SplitCommand(n.Value); err != nil {
-			return err
-		}
-	case yaml.SequenceNode:
-		for _, item := range n.Content {
-			item = resolve(item)
-			if item.Kind != yaml.ScalarNode {
-				return fmt.Errorf("want a command line or a list of words, got a list holding %s; write it like [./server, --port, \"8080\"]", kindName(item))
-			}
-			argv = append(argv, item.Value)
-		}
-	default:
-		return fmt.Errorf("want a command line like ./server --flag value, got %s", kindName(n))
+	argv, err := words(n)
+	if err != nil {
+		return err
 	}
 	if len(argv) == 0 || argv[0] == "" {
 		return errors.New("the command is empty; write the program and its arguments, like ./server --flag value")
 	}
 	*c = argv
 	return nil
+}
+
+func (a *Args) decodeNode(n *yaml.Node) error {
+	argv, err := words(n)
+	*a = argv
+	return err
+}
+
+// words reads a command line (split like a shell) or a list of words.
+func words(n *yaml.Node) ([]string, error) {
+	var argv []string
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var err error
+		if argv, err = SplitCommand(n.Value); err != nil {
+			return nil, err
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			item = resolve(item)
+			if item.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("want a command line or a list of words, got a list holding %s; write it like [./server, --port, \"8080\"]", kindName(item))
+			}
+			argv = append(argv, item.Value)
+		}
+	default:
+		return nil, fmt.Errorf("want a command line, got %s; write it like ./server --port $PORT, or as a list like [./server, --port, \"8080\"]", kindName(n))
+	}
+	return argv, nil
 }
 
 func (i *Instances) decodeNode(n *yaml.Node) error {
@@ -60,7 +75,7 @@ func (i *Instances) decodeNode(n *yaml.Node) error {
 
 func (d *Duration) decodeNode(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a duration like 10s or 300ms, got %s", kindName(n))
+		return fmt.Errorf("want a duration, got %s; write one like 10s, 1.5s or 300ms", kindName(n))
 	}
 	var v time.Duration
 	if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
@@ -83,7 +98,7 @@ var signals = map[string]syscall.Signal{
 
 func (s *Signal) decodeNode(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a signal name like SIGTERM, got %s", kindName(n))
+		return fmt.Errorf("want a signal name, got %s; write one like SIGTERM, SIGINT or SIGQUIT", kindName(n))
 	}
 	sig, err := ParseSignal(n.Value)
 	*s = sig
@@ -119,7 +134,7 @@ func (s Signal) String() string {
 
 func (p *Prefix) decodeNode(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want an address or CIDR like 10.0.0.0/8, got %s", kindName(n))
+		return fmt.Errorf("want an address or CIDR, got %s; write one like 127.0.0.1 or 10.0.0.0/8", kindName(n))
 	}
 	if strings.Contains(n.Value, "/") {
 		pfx, err := netip.ParsePrefix(n.Value)
@@ -273,3 +288,14 @@ func (z Size) String() string {
 
 // MarshalText writes the size as String does.
 func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }
+
+func (m *Mode) decodeNode(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch v := Mode(n.Value); v {
+		case ProxyMode, SharedMode:
+			*m = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown mode %s; write proxy (herd balances) or shared_socket (instances accept on one socket)", kindName(n))
+}

@@ -27,6 +27,8 @@ type Config struct {
 	Apps []*App `yaml:"apps,keyed" json:"apps"`
 	// Routes map request paths to apps, longest path prefix first.
 	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
+	// Logs configure the files instance output is written to.
+	Logs Logs `yaml:"logs" json:"logs"`
 }
 
 // App is one herd-managed app: a command run as N instances.
@@ -84,11 +86,28 @@ type App struct {
 	CronRestart string `yaml:"cron_restart" json:"cron_restart,omitempty"`
 	// WaitReady: true means ready: {notify: true} (PM2's name).
 	WaitReady bool `yaml:"wait_ready" json:"wait_ready,omitempty"`
+	// MergeLogs writes every instance of the app to one file, app.log,
+	// instead of app-INDEX.log (PM2's merge_logs).
+	MergeLogs bool `yaml:"merge_logs" json:"merge_logs,omitempty"`
+	// LogDateFormat prefixes each line in the files with its time, in Go's
+	// layout (2006-01-02 15:04:05) or PM2's (YYYY-MM-DD HH:mm:ss Z). Default: none.
+	LogDateFormat string `yaml:"log_date_format" json:"log_date_format,omitempty"`
+	// LogType "json" writes each line as {"time","app","instance","message"}. Default: plain text.
+	LogType string `yaml:"log_type" json:"log_type,omitempty"`
+
+	// Mode is "proxy" (the default: instances serve on their own PORT behind
+	// herd's balancer) or "shared_socket": herd binds Listen and passes that
+	// one socket to every instance (fd 3, LISTEN_FDS=1, systemd's protocol),
+	// which accept on it directly, like PM2's cluster mode.
+	Mode Mode `yaml:"mode" json:"mode,omitempty"`
+	// Listen is the address a shared_socket app serves on, e.g. :3000.
+	// Required in that mode, refused in proxy mode.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
 	// Interpreter runs the command, as in `node server.js`; InterpreterArgs
 	// (or PM2's node_args) go between the two.
-	Interpreter     string  `yaml:"interpreter" json:"interpreter,omitempty"`
-	InterpreterArgs Command `yaml:"interpreter_args" json:"interpreter_args,omitempty"`
-	NodeArgs        Command `yaml:"node_args" json:"node_args,omitempty"`
+	Interpreter     string `yaml:"interpreter" json:"interpreter,omitempty"`
+	InterpreterArgs Args   `yaml:"interpreter_args" json:"interpreter_args,omitempty"`
+	NodeArgs        Args   `yaml:"node_args" json:"node_args,omitempty"`
 	// IncrementVar names a numeric variable of env that grows by the instance
 	// index in each instance (PM2's increment_var).
 	IncrementVar string `yaml:"increment_var" json:"increment_var,omitempty"`
@@ -99,15 +118,34 @@ type App struct {
 	Reload ReloadOptions `yaml:"reload" json:"reload,omitempty"`
 
 	// MaxFails connect errors or timeouts within FailTimeout mark an instance down
-	// for FailTimeout, like NGINX max_fails. Default 1.
+	// for FailTimeout, like NGINX max_fails. Default 1; a written 0 is refused
+	// (NGINX's "0 turns checks off" is not offered).
 	MaxFails int `yaml:"max_fails" json:"max_fails,omitempty"`
 	// FailTimeout: see MaxFails. Default 10s.
 	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
 }
 
+// Logs say where instance output is written and how much of it is kept:
+// each file is rotated when it reaches MaxSize and at midnight, and only
+// MaxFiles rotated files younger than MaxAge are kept, so logs never fill
+// the disk unbounded.
+type Logs struct {
+	// Dir holds the files; relative to the config's folder. Default ".herd/logs".
+	Dir string `yaml:"dir" json:"dir"`
+	// MaxSize rotates a file when it reaches this size. Default 10M.
+	MaxSize Size `yaml:"max_size" json:"max_size"`
+	// MaxFiles rotated files are kept per log. Default 5.
+	MaxFiles int `yaml:"max_files" json:"max_files"`
+	// MaxAge removes rotated files older than this. Default 336h (14 days).
+	MaxAge Duration `yaml:"max_age" json:"max_age"`
+	// Off disables the files; output still goes to herd's stdout and `herd logs`.
+	Off bool `yaml:"off" json:"off,omitempty"`
+}
+
 // ReloadOptions configure rolling reloads.
 type ReloadOptions struct {
-	// Parallel is how many instances are replaced at a time. Default 1.
+	// Parallel is how many instances are replaced at a time. Default 1; a
+	// written 0 is refused.
 	Parallel int `yaml:"parallel" json:"parallel"`
 }
 
@@ -145,7 +183,12 @@ const (
 	RandomTwo  Balance = "random_two"
 )
 
-// Command is a command line split into argv.
+// Args are arguments, written as a command line or a list; may be empty.
+type Args []string
+
+// Command is a command line split into argv. Words may hold $NAME or
+// ${NAME}, expanded per instance from its environment ($PORT,
+// $HERD_INSTANCE, env:…) when it starts; $$ is a literal $.
 type Command []string
 
 // Instances is an instance count; "max" is resolved to runtime.NumCPU() at load.
@@ -156,6 +199,15 @@ type Duration time.Duration
 
 // Signal is a signal written as "SIGTERM", "TERM" or "15".
 type Signal syscall.Signal
+
+// Mode is how clients reach an app's instances.
+type Mode string
+
+// The modes.
+const (
+	ProxyMode  Mode = "proxy"
+	SharedMode Mode = "shared_socket"
+)
 
 // Size is a number of bytes, written 300M, 1.5G, 512K or as a bare number.
 type Size int64

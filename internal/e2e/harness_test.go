@@ -94,6 +94,20 @@ func startHerd(t *testing.T, body string) *herd {
 
 func startHerdNoWait(t *testing.T, body string) *herd {
 	t.Helper()
+	// freeAddr's ports are free when chosen, but another process may take
+	// one before herd binds it; then herd refuses to start (exit 2), and
+	// we try again with new ports.
+	for attempt := 1; ; attempt++ {
+		h := launchHerd(t, body)
+		if !h.lostPortRace() || attempt == 3 {
+			return h
+		}
+		t.Logf("a port was taken before herd bound it; retrying:\n%s", h.out.String())
+	}
+}
+
+func launchHerd(t *testing.T, body string) *herd {
+	t.Helper()
 	path, public, admin := writeConfig(t, body)
 	h := &herd{t: t, dir: filepath.Dir(path), public: public, admin: admin, out: &syncBuffer{}, exited: make(chan struct{})}
 	h.cmd = exec.Command(herdBin, "up", "-f", path)
@@ -115,6 +129,25 @@ func startHerdNoWait(t *testing.T, body string) *herd {
 		}
 	})
 	return h
+}
+
+// lostPortRace waits until herd's admin listener accepts (false) or herd
+// exited because a port was already in use (true).
+func (h *herd) lostPortRace() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-h.exited:
+			return strings.Contains(h.out.String(), "already in use")
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", h.admin, time.Second); err == nil {
+			c.Close()
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // waitHealthy waits until /health on the admin listener answers 200.

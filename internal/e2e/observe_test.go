@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,6 +124,13 @@ routes:
 			t.Errorf("instance status %+v; want ready with pid, port and RSS", in)
 		}
 	}
+	// Each instance's output is also in its own file under .herd/logs.
+	for _, name := range []string{"web-0.log", "web-1.log"} {
+		data, err := os.ReadFile(filepath.Join(h.dir, ".herd", "logs", name))
+		if err != nil || !strings.Contains(string(data), "testapp ") {
+			t.Errorf("log file %s: %v %q; want the instance's lines", name, err, data)
+		}
+	}
 	// Instance output reaches herd's log with its app[index] prefix.
 	for _, want := range []string{"web[0] testapp ", "web[1] testapp "} {
 		if !strings.Contains(h.out.String(), want) {
@@ -133,11 +143,23 @@ func TestProxyHeadersAndUpgrade(t *testing.T) {
 	h := startHerd(t, `
 apps:
   web:
-    command: TESTAPP
+    command: TESTAPP --greeting "port ${PORT}"
 routes:
   - path: /
     to: web
 `)
+	// $PORT in the command is the instance's own port.
+	var who whoAmI
+	var st struct {
+		Apps []struct {
+			Instances []struct{ Port int } `json:"instances"`
+		} `json:"apps"`
+	}
+	h.getJSON("http://"+h.public+"/", &who)
+	h.getJSON("http://"+h.admin+"/status", &st)
+	if want := fmt.Sprintf("port %d", st.Apps[0].Instances[0].Port); who.Greeting != want {
+		t.Errorf("greeting %q; want %q ($PORT expanded)", who.Greeting, want)
+	}
 	req, _ := http.NewRequest("GET", "http://"+h.public+"/headers", nil)
 	req.Header.Set("X-Forwarded-For", "6.6.6.6") // from an untrusted peer: replaced
 	res, err := http.DefaultClient.Do(req)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,7 @@ type Buffer struct {
 	seq   uint64
 	rings map[string]*ring
 	subs  map[*follower]struct{}
+	files *files // nil until EnableFiles
 }
 
 type ring struct {
@@ -50,13 +52,18 @@ func New(out io.Writer, keep int) *Buffer {
 	return &Buffer{out: out, keep: max(keep, 1), rings: map[string]*ring{}, subs: map[*follower]struct{}{}}
 }
 
-// Writer returns the writer for app's output; each Write must be one whole
-// line, as proc's line copier makes them.
-func (b *Buffer) Writer(app string) io.Writer { return appWriter{b, app} }
+// Writer returns the writer for the output of instance index of app; each
+// Write must be one whole line starting with the "app[i] " prefix, as proc's
+// line copier makes them.
+func (b *Buffer) Writer(app string, index int) io.Writer {
+	return appWriter{b: b, app: app, index: index, prefix: fmt.Sprintf("%s[%d] ", app, index)}
+}
 
 type appWriter struct {
-	b   *Buffer
-	app string
+	b      *Buffer
+	app    string
+	index  int
+	prefix string
 }
 
 func (w appWriter) Write(p []byte) (int, error) {
@@ -65,6 +72,12 @@ func (w appWriter) Write(p []byte) (int, error) {
 		text = text[:n-1]
 	}
 	w.b.add(w.app, text)
+	w.b.mu.Lock()
+	f := w.b.files
+	w.b.mu.Unlock()
+	if f != nil {
+		f.write(w.app, w.index, text, strings.TrimPrefix(text, w.prefix), time.Now())
+	}
 	if w.b.out != nil {
 		w.b.mu.Lock()
 		defer w.b.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +34,37 @@ type Spec struct {
 	Prefix string
 	// ExtraFiles are inherited as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// SetListenPID starts the program through herd's own binary, which sets
+	// LISTEN_PID to the pid the program will have and then execs it (the
+	// pid survives exec), as systemd's socket activation requires.
+	SetListenPID bool
+}
+
+// shimEnv marks a herd process started only to set LISTEN_PID and exec.
+const shimEnv = "HERD_EXEC_LISTEN_PID"
+
+// RunShim must be called first thing in main (and in TestMain of tests that
+// start processes with SetListenPID). In a shim process it sets LISTEN_PID to
+// its own pid and execs the program in os.Args[1:]; it never returns there.
+// Anywhere else it returns at once.
+func RunShim() {
+	if os.Getenv(shimEnv) != "1" {
+		return
+	}
+	os.Unsetenv(shimEnv)
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "herd: exec shim without a program")
+		os.Exit(127)
+	}
+	path, err := exec.LookPath(os.Args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herd: %v\n", err)
+		os.Exit(127)
+	}
+	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	err = syscall.Exec(path, os.Args[1:], os.Environ())
+	fmt.Fprintf(os.Stderr, "herd: exec %s: %v\n", path, err)
+	os.Exit(126)
 }
 
 // Process is a started child and its process group. Its methods are safe for
@@ -49,8 +82,16 @@ type Process struct {
 // child gets SIGKILL when herd dies, even by SIGKILL.
 func Start(spec Spec) (*Process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Dir = spec.Dir
 	cmd.Env = spec.Env
+	if spec.SetListenPID {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("proc: finding herd's binary for the LISTEN_PID shim: %w", err)
+		}
+		cmd = exec.Command(self, append([]string{spec.Path}, spec.Args...)...)
+		cmd.Env = append(slices.Clip(spec.Env), shimEnv+"=1")
+	}
+	cmd.Dir = spec.Dir
 	cmd.ExtraFiles = spec.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 

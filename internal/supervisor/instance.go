@@ -219,7 +219,9 @@ func (in *instance) exited(p *proc.Process, log *slog.Logger, why string) {
 	in.lastExit, in.exitCode = desc, p.ExitCode()
 	in.pid, in.proc = 0, nil
 	in.mu.Unlock()
-	in.sup.ports.release(in.portNow())
+	if in.app.Mode != config.SharedMode {
+		in.sup.ports.release(in.portNow())
+	}
 	level := slog.LevelWarn
 	if why == "stopped" || why == "stopped before ready" {
 		level = slog.LevelInfo
@@ -233,39 +235,70 @@ func (in *instance) portNow() int {
 	return in.port
 }
 
-// spawn starts a new process for the slot.
-func (in *instance) spawn() (*proc.Process, Instance, *notifySocket, error) {
-	port, err := in.sup.ports.take()
-	if err != nil {
+// spawn starts a new process for the slot. In shared_socket mode the
+// process gets the app's socket as fd 3 and a pipe to say READY=1 on as fd 4.
+func (in *instance) spawn() (*proc.Process, Instance, *notifier, error) {
+	shared := in.app.Mode == config.SharedMode
+	var port int
+	var err error
+	if shared {
+		port = in.sup.sharedPort(in.app.Name)
+	} else if port, err = in.sup.ports.take(); err != nil {
 		return nil, Instance{}, nil, err
+	}
+	release := func() {
+		if !shared {
+			in.sup.ports.release(port)
+		}
 	}
 	id := in.sup.nextID.Add(1)
 	env := in.environ(port)
-	var notify *notifySocket
+	spec := proc.Spec{
+		Dir:    in.app.Cwd,
+		Output: in.sup.output(in.app.Name, in.index),
+		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
+	}
+	var notify *notifier
 	if in.app.Ready.Notify {
+		notify = &notifier{}
 		// Short: a unix socket path must fit in 108 bytes.
 		path := fmt.Sprintf("%s/n%d.sock", in.sup.runDir, id)
-		notify, err = listenNotify(path)
-		if err != nil {
-			in.sup.ports.release(port)
+		if notify.sock, err = listenNotify(path); err != nil {
+			release()
 			return nil, Instance{}, nil, err
 		}
 		env = append(env, "NOTIFY_SOCKET="+path)
 	}
-	argv := in.app.Argv()
-	p, err := proc.Start(proc.Spec{
-		Path:   argv[0],
-		Args:   argv[1:],
-		Dir:    in.app.Cwd,
-		Env:    env,
-		Output: in.sup.output(in.app.Name),
-		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
-	})
-	if err != nil {
-		in.sup.ports.release(port)
-		if notify != nil {
+	var readyWriter *os.File
+	if shared {
+		f := in.sup.Listeners[in.app.Name]
+		if f == nil {
 			notify.Close()
+			return nil, Instance{}, nil, fmt.Errorf("supervisor: no shared socket for app %s", in.app.Name)
 		}
+		if notify == nil {
+			notify = &notifier{}
+		}
+		if notify.pipe, readyWriter, err = os.Pipe(); err != nil {
+			notify.Close()
+			return nil, Instance{}, nil, fmt.Errorf("supervisor: creating the ready pipe: %w", err)
+		}
+		spec.ExtraFiles = []*os.File{f, readyWriter}
+		spec.SetListenPID = true
+		env = append(env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+in.app.Name, "HERD_READY_FD=4")
+		if in.sup.preload != "" {
+			env = append(env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" "+in.app.Env["NODE_OPTIONS"]+" --require "+in.sup.preload))
+		}
+	}
+	argv := expandArgs(in.app.Argv(), env)
+	spec.Path, spec.Args, spec.Env = argv[0], argv[1:], env
+	p, err := proc.Start(spec)
+	if readyWriter != nil {
+		readyWriter.Close() // the child has its copy; EOF then means it exited
+	}
+	if err != nil {
+		release()
+		notify.Close()
 		return nil, Instance{}, nil, err
 	}
 	inst := Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
@@ -308,7 +341,7 @@ func (in *instance) environ(port int) []string {
 
 // awaitReady waits for the readiness check, the process's exit, the
 // listen_timeout, or ctx, whichever comes first.
-func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instance, notify *notifySocket) outcome {
+func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instance, notify *notifier) outcome {
 	probeCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan struct{})
@@ -339,6 +372,32 @@ func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instan
 	case <-ctx.Done():
 		return canceled
 	}
+}
+
+// expandArgs replaces $NAME and ${NAME} in each word with its value in env
+// (the last one wins, as for exec), so `--port $PORT` works as in a shell;
+// $$ is a literal $.
+func expandArgs(argv, env []string) []string {
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	out := make([]string, len(argv))
+	for i, w := range argv {
+		if !strings.Contains(w, "$") {
+			out[i] = w
+			continue
+		}
+		out[i] = os.Expand(w, func(name string) string {
+			if name == "$" {
+				return "$"
+			}
+			return vars[name]
+		})
+	}
+	return out
 }
 
 // reportFirst delivers the outcome of the first start to whoever waits on

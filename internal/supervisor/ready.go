@@ -1,12 +1,14 @@
 package supervisor
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,6 +71,64 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return errProbeCanceled
 	case <-t.C:
 		return nil
+	}
+}
+
+// notifier is how an instance says READY=1: on its NOTIFY_SOCKET, or, in
+// shared_socket mode, also on a pipe (fd 4), which Node can write without a
+// datagram socket. Methods on a nil *notifier do nothing.
+type notifier struct {
+	sock *notifySocket
+	pipe *os.File // read end
+}
+
+// waitReady returns nil once either channel said READY=1.
+func (n *notifier) waitReady(ctx context.Context) error {
+	results := make(chan error, 2)
+	waiting := 0
+	if n.sock != nil {
+		waiting++
+		go func() { results <- n.sock.waitReady(ctx) }()
+	}
+	if n.pipe != nil {
+		waiting++
+		stop := context.AfterFunc(ctx, func() { n.pipe.Close() })
+		defer stop()
+		go func() { results <- readyOnPipe(n.pipe) }()
+	}
+	var err error
+	for range waiting {
+		if err = <-results; err == nil {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return errProbeCanceled
+	}
+	return err
+}
+
+// readyOnPipe reads lines until READY=1 or the end of the pipe.
+func readyOnPipe(f *os.File) error {
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "READY=1" {
+			return nil
+		}
+	}
+	return fmt.Errorf("supervisor: ready pipe closed without READY=1")
+}
+
+// Close closes both channels; safe on nil and more than once.
+func (n *notifier) Close() {
+	if n == nil {
+		return
+	}
+	if n.sock != nil {
+		n.sock.Close()
+	}
+	if n.pipe != nil {
+		n.pipe.Close()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/preload"
 )
 
 // State is where an instance is in its lifecycle.
@@ -60,9 +62,9 @@ var (
 	ErrNotRunning = errors.New("supervisor: not running yet")
 )
 
-// Output returns the writer that receives the output lines of an app's
-// instances, one prefixed line per Write.
-type Output func(app string) io.Writer
+// Output returns the writer that receives the output lines of instance
+// index of app, one prefixed line per Write.
+type Output func(app string, index int) io.Writer
 
 // Supervisor runs the apps of one config. Create it with New and call Run
 // once; the operations (Reload, Restart, Stop, Start, Scale, Signal) may be
@@ -77,6 +79,11 @@ type Supervisor struct {
 
 	// SampleEvery is how often CPU and RSS are read from /proc. Default 5s.
 	SampleEvery time.Duration
+	// Listeners are the bound sockets of shared_socket apps, by app name,
+	// passed to their instances as fd 3. Set before Run; the owner closes them.
+	Listeners map[string]*os.File
+
+	preload string // path of the Node preload, written at Run
 
 	mu         sync.Mutex
 	apps       []*appRunner
@@ -98,7 +105,7 @@ type appRunner struct {
 }
 
 // New returns a supervisor for cfg's apps. Instance output goes to
-// output(app); herd's own messages go to log.
+// output(app, index); herd's own messages go to log.
 func New(cfg *config.Config, hooks Hooks, log *slog.Logger, output Output) *Supervisor {
 	s := &Supervisor{hooks: hooks, log: log, output: output, SampleEvery: 5 * time.Second}
 	for _, a := range cfg.Apps {
@@ -117,6 +124,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 
+	if len(s.Listeners) > 0 {
+		if s.preload, err = preload.Write(dir); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.runDir, s.ctx = dir, ctx
 	for _, a := range s.apps {
@@ -173,6 +185,24 @@ func (s *Supervisor) spawnLocked(a *appRunner, cfg *config.App, index, restarts 
 		in.run(ctx)
 	})
 	return in
+}
+
+// sharedPort is the port of a shared_socket app's socket, which its
+// instances get as PORT (the preload matches listen(PORT) with it).
+func (s *Supervisor) sharedPort(app string) int {
+	f := s.Listeners[app]
+	if f == nil {
+		return 0
+	}
+	l, err := net.FileListener(f)
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	if a, ok := l.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 func (s *Supervisor) app(name string) (*appRunner, error) {

@@ -139,7 +139,7 @@ func (e *events) hooks() Hooks {
 
 func run(t *testing.T, app *config.App, hooks Hooks, opts ...func(*Supervisor)) (*Supervisor, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
-	s := New(&config.Config{Apps: []*config.App{app}}, hooks, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string) io.Writer { return io.Discard })
+	s := New(&config.Config{Apps: []*config.App{app}}, hooks, slog.New(slog.NewTextHandler(io.Discard, nil)), func(string, int) io.Writer { return io.Discard })
 	for _, o := range opts {
 		o(s)
 	}
@@ -264,5 +264,14 @@ func TestBackoffJitter(t *testing.T) {
 	}
 	if jitter(0) != 0 {
 		t.Error("jitter(0) != 0")
+	}
+}
+
+func TestExpandArgs(t *testing.T) {
+	env := []string{"PORT=1", "PORT=3001", "NAME=web"}
+	got := expandArgs([]string{"./server", "--port", "$PORT", "--name=${NAME}-x", "cost $$5", "$MISSING"}, env)
+	want := []string{"./server", "--port", "3001", "--name=web-x", "cost $5", ""}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("expandArgs = %q; want %q", got, want)
 	}
 }

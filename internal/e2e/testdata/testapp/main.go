@@ -31,20 +31,28 @@ func main() {
 	crash := flag.Bool("crash", false, "exit with status 1 right after start")
 	readyDelay := flag.Duration("ready-delay", 0, "wait this long before listening")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test kill_timeout)")
+	exitAfter := flag.Duration("exit-after", 0, "exit with status 1 this long after start (0: never)")
 	flag.Parse()
+	if *exitAfter > 0 {
+		time.AfterFunc(*exitAfter, func() { os.Exit(1) })
+	}
 
 	if *crash {
 		fmt.Fprintln(os.Stderr, "testapp: crashing on purpose")
 		os.Exit(1)
 	}
 	time.Sleep(*readyDelay)
-	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	ln, shared, err := listen()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
 		os.Exit(2)
 	}
-	fmt.Printf("testapp %d listening on %s\n", os.Getpid(), ln.Addr())
-	if *notify {
+	fmt.Printf("testapp %d listening on %s (shared %v)\n", os.Getpid(), ln.Addr(), shared)
+	if fd, _ := strconv.Atoi(os.Getenv("HERD_READY_FD")); fd > 0 {
+		f := os.NewFile(uintptr(fd), "ready")
+		f.WriteString("READY=1\n")
+		f.Close()
+	} else if *notify {
 		if err := sdNotify("READY=1"); err != nil {
 			fmt.Fprintln(os.Stderr, "testapp: notify:", err)
 		}
@@ -88,6 +96,10 @@ func main() {
 				fmt.Println("testapp: ignoring SIGTERM")
 				continue
 			}
+			// Answer "Connection: close" for a moment before closing idle
+			// connections, so a client is not caught sending on one as it closes.
+			srv.SetKeepAlivesEnabled(false)
+			time.Sleep(100 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			srv.Shutdown(ctx)
 			cancel()
@@ -99,6 +111,20 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Println("testapp: stopped gracefully")
+}
+
+// listen uses the socket herd shares (fd 3, LISTEN_FDS=1 and LISTEN_PID of
+// this process, systemd's protocol) or listens on $PORT.
+func listen() (net.Listener, bool, error) {
+	if os.Getenv("LISTEN_FDS") == "1" {
+		if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+			return nil, false, fmt.Errorf("LISTEN_PID=%s is not this process (%d)", os.Getenv("LISTEN_PID"), os.Getpid())
+		}
+		l, err := net.FileListener(os.NewFile(3, "shared"))
+		return l, true, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	return l, false, err
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

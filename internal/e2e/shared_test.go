@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pidsSeen sends n requests on fresh connections to addr and counts the pids answering.
+func pidsSeen(t *testing.T, url string, n int) map[int]int {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	seen := map[int]int{}
+	for range n {
+		res, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var who whoAmI
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err := json.Unmarshal(body, &who); err != nil || res.StatusCode != 200 {
+			t.Fatalf("GET %s = %d %s", url, res.StatusCode, body)
+		}
+		seen[who.Pid]++
+	}
+	return seen
+}
+
+func TestSharedSocketGo(t *testing.T) {
+	shared := freeAddr(t)
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP --greeting v1
+    mode: shared_socket
+    listen: %s
+    instances: 2
+`, shared))
+	seen := pidsSeen(t, "http://"+shared+"/", 100)
+	if len(seen) != 2 {
+		t.Fatalf("connections reached %v; want both instances, accepting on one socket", seen)
+	}
+	for _, p := range h.pids() {
+		if seen[p] == 0 {
+			t.Errorf("instance %d never answered", p)
+		}
+	}
+
+	// A reload swaps the instances behind the socket without a failed request.
+	l := startLoadGET("http://" + shared)
+	time.Sleep(300 * time.Millisecond)
+	h.rewriteConfig(t, "--greeting v1", "--greeting v2")
+	if out, err := h.cli("reload", "web"); err != nil {
+		t.Fatalf("herd reload: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.finish(t)
+	if l.greetings["v2"] == 0 {
+		t.Errorf("greetings during reload %v; want v2 after it", l.greetings)
+	}
+}
+
+// startLoadGET is startLoad with GETs only: in shared_socket mode a client's
+// keep-alive connection goes straight to an instance, and only idempotent
+// requests may be resent when that instance closes it.
+func startLoadGET(url string) *load {
+	l := &load{greetings: map[string]int{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 15 * time.Second}
+	for range 8 {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				res, err := client.Get(url + "/slow?ms=10")
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					l.fail(fmt.Sprintf("%d %s", res.StatusCode, body))
+					continue
+				}
+				var who whoAmI
+				json.Unmarshal(body, &who)
+				l.mu.Lock()
+				l.greetings[who.Greeting]++
+				l.mu.Unlock()
+				l.ok.Add(1)
+			}
+		})
+	}
+	return l
+}
+
+func TestSharedSocketNodeUnmodified(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	shared := freeAddr(t)
+	script, _ := filepath.Abs("testdata/node/server.js")
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  api:
+    command: %s %s
+    mode: shared_socket
+    listen: %s
+    instances: 2
+`, node, script, shared))
+	seen := pidsSeen(t, "http://"+shared+"/", 100)
+	if len(seen) != 2 {
+		t.Fatalf("connections reached %v; want both Node instances", seen)
+	}
+	// The preload's SIGTERM handler lets a slow request finish during a stop.
+	done := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + shared + "/?ms=800")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		res.Body.Close()
+		done <- res.Status
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if out, err := h.cli("stop", "api"); err != nil {
+		t.Fatalf("herd stop: %v\n%s", err, out)
+	}
+	if got := <-done; got != "200 OK" {
+		t.Errorf("request in flight during stop: %s; want 200 OK", got)
+	}
+	if !strings.Contains(h.out.String(), "exit=\"exit status 0\"") {
+		t.Errorf("Node instances did not exit cleanly on SIGTERM:\n%s", h.out.String())
+	}
+}
