@@ -24,6 +24,7 @@ var (
 	_ nodeDecoder = (*Args)(nil)
 	_ nodeDecoder = (*Mode)(nil)
 	_ nodeDecoder = (*Size)(nil)
+	_ nodeDecoder = (*WatchPaths)(nil)
 	_ nodeDecoder = (*Instances)(nil)
 	_ nodeDecoder = (*Duration)(nil)
 	_ nodeDecoder = (*Signal)(nil)

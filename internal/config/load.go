@@ -347,6 +347,20 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		add("logs.max_files", "%d is negative; write how many rotated files to keep, like 5", c.Logs.MaxFiles)
 	}
 	for _, a := range c.Apps {
+		for i, w := range a.Watch {
+			path := w
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(a.Cwd, path)
+			}
+			if _, err := os.Stat(path); err != nil {
+				add(fmt.Sprintf("apps.%s.watch", a.Name), "watch path %d, %s, does not exist; fix it or remove it", i, path)
+			}
+		}
+		for _, pat := range a.IgnoreWatch {
+			if _, err := filepath.Match(pat, ""); err != nil {
+				add("apps."+a.Name+".ignore_watch", "%q is not a glob pattern; write one like *.log or tmp", pat)
+			}
+		}
 		if a.LogType != "" && a.LogType != "json" && a.LogType != "text" {
 			add("apps."+a.Name+".log_type", "unknown log_type %q; write json or text", a.LogType)
 		}

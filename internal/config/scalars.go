@@ -299,3 +299,18 @@ func (m *Mode) decodeNode(n *yaml.Node) error {
 	}
 	return fmt.Errorf("unknown mode %s; write proxy (herd balances) or shared_socket (instances accept on one socket)", kindName(n))
 }
+
+func (w *WatchPaths) decodeNode(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		if n.Value == "true" {
+			*w = WatchPaths{"."}
+		}
+		return nil
+	}
+	paths, err := words(n)
+	if err != nil || n.Kind != yaml.SequenceNode {
+		return fmt.Errorf("want true or a list of paths, like watch: [src, config]")
+	}
+	*w = paths
+	return nil
+}

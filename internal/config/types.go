@@ -86,6 +86,14 @@ type App struct {
 	CronRestart string `yaml:"cron_restart" json:"cron_restart,omitempty"`
 	// WaitReady: true means ready: {notify: true} (PM2's name).
 	WaitReady bool `yaml:"wait_ready" json:"wait_ready,omitempty"`
+	// Watch reloads the app gracefully when a file under these paths
+	// (relative to cwd) changes; `watch: true` watches cwd. For development.
+	Watch WatchPaths `yaml:"watch" json:"watch,omitempty"`
+	// IgnoreWatch are glob patterns (matched against each path element and
+	// the path relative to cwd) that Watch skips, besides node_modules, .git,
+	// .herd and logs.
+	IgnoreWatch []string `yaml:"ignore_watch" json:"ignore_watch,omitempty"`
+
 	// MergeLogs writes every instance of the app to one file, app.log,
 	// instead of app-INDEX.log (PM2's merge_logs).
 	MergeLogs bool `yaml:"merge_logs" json:"merge_logs,omitempty"`
@@ -199,6 +207,9 @@ type Duration time.Duration
 
 // Signal is a signal written as "SIGTERM", "TERM" or "15".
 type Signal syscall.Signal
+
+// WatchPaths are the paths an app watches: a list, or true for ".".
+type WatchPaths []string
 
 // Mode is how clients reach an app's instances.
 type Mode string

@@ -82,6 +82,8 @@ type app struct {
 	ListenTimeout          json.RawMessage `json:"listen_timeout"`
 	InstanceVar            string          `json:"instance_var"`
 	IncrementVar           string          `json:"increment_var"`
+	Watch                  json.RawMessage `json:"watch"`
+	IgnoreWatch            json.RawMessage `json:"ignore_watch"`
 	rest                   map[string]any  // every key, to report the unmapped ones
 	envSets                map[string]map[string]any
 }
@@ -93,6 +95,7 @@ var known = map[string]bool{
 	"max_memory_restart": true, "cron_restart": true, "autorestart": true, "stop_exit_codes": true,
 	"restart_delay": true, "exp_backoff_restart_delay": true, "min_uptime": true, "max_restarts": true,
 	"kill_timeout": true, "wait_ready": true, "listen_timeout": true, "instance_var": true, "increment_var": true,
+	"watch": true, "ignore_watch": true,
 }
 
 // herd.yaml, as written: field order is the order in the file.
@@ -124,6 +127,8 @@ type herdApp struct {
 	StopExitCodes          []int                        `yaml:"stop_exit_codes,omitempty"`
 	InstanceVar            string                       `yaml:"instance_var,omitempty"`
 	IncrementVar           string                       `yaml:"increment_var,omitempty"`
+	Watch                  any                          `yaml:"watch,omitempty"`
+	IgnoreWatch            []string                     `yaml:"ignore_watch,omitempty"`
 }
 
 // Convert maps an ecosystem file's JSON ({"apps": [...]} or a bare list)
@@ -226,6 +231,17 @@ func Convert(data []byte) (*Result, error) {
 			if json.Unmarshal(a.StopExitCodes, &h.StopExitCodes) != nil && json.Unmarshal(a.StopExitCodes, &one) == nil {
 				h.StopExitCodes = []int{one}
 			}
+		}
+		var watchOn bool
+		if json.Unmarshal(a.Watch, &watchOn) == nil {
+			if watchOn {
+				h.Watch = true
+			}
+		} else if paths, err := words(a.Watch); err == nil && len(paths) > 0 {
+			h.Watch = paths
+		}
+		if h.Watch != nil {
+			h.IgnoreWatch, _ = words(a.IgnoreWatch)
 		}
 		keys := make([]string, 0, len(a.rest))
 		for k := range a.rest {
@@ -384,8 +400,6 @@ func scalar(v any) string {
 
 func hint(key string) string {
 	switch key {
-	case "watch", "ignore_watch":
-		return "; herd does not watch files"
 	case "out_file", "error_file", "log_file", "merge_logs", "log_date_format", "log_type":
 		return "; herd sends instance output to its own log (herd logs APP)"
 	case "port":

@@ -25,7 +25,8 @@ const ecosystemJSON = `{
       "min_uptime": "10s",
       "max_restarts": 10,
       "autorestart": true,
-      "watch": false,
+      "watch": ["src"],
+      "ignore_watch": ["*.log"],
       "out_file": "./logs/out.log",
       "kill_timeout": 5000,
       "wait_ready": true,
@@ -69,6 +70,8 @@ func TestConvert(t *testing.T) {
 		"worker:",
 		"interpreter: python3",
 		"exp_backoff_restart_delay: 100ms",
+		"watch:\n      - src",
+		"ignore_watch:\n      - '*.log'",
 		"path: /\n    to: api-server",
 	} {
 		if !strings.Contains(yml, want) {
@@ -79,7 +82,7 @@ func TestConvert(t *testing.T) {
 		t.Errorf("PORT kept in env; herd assigns it:\n%s", yml)
 	}
 	notes := strings.Join(res.Unmapped, "\n")
-	for _, want := range []string{`named "api server"`, "env.PORT 3000 became listen: :3000", "out_file is not mapped", "watch is not mapped", "wait_ready"} {
+	for _, want := range []string{`named "api server"`, "env.PORT 3000 became listen: :3000", "out_file is not mapped", "wait_ready"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("unmapped notes lack %q:\n%s", want, notes)
 		}
@@ -94,6 +97,7 @@ func TestConvert(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "herd.yaml")
 	os.WriteFile(path, res.YAML, 0o644)
+	os.Mkdir(filepath.Join(dir, "src"), 0o755)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("converted herd.yaml does not load:\n%v\n%s", err, yml)

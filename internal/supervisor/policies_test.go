@@ -107,3 +107,36 @@ func TestCronRestartReloads(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestWatchReloadsOnChange(t *testing.T) {
+	app := testApp(t, "listen", 1)
+	src := filepath.Join(app.Cwd, "src")
+	os.MkdirAll(filepath.Join(app.Cwd, "node_modules"), 0o755)
+	os.MkdirAll(src, 0o755)
+	app.Watch = config.WatchPaths{"."}
+	app.IgnoreWatch = []string{"*.tmp"}
+	s, _, _ := run(t, app, Hooks{})
+	first := waitState(t, s, 0, Ready, 5*time.Second)
+	time.Sleep(200 * time.Millisecond) // the watcher is set up
+
+	// Ignored files change nothing.
+	os.WriteFile(filepath.Join(app.Cwd, "node_modules", "dep.js"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(src, "scratch.tmp"), []byte("x"), 0o644)
+	time.Sleep(800 * time.Millisecond)
+	if st := s.Status()[0].Instances[0]; st.ID != first.ID {
+		t.Fatalf("an ignored change reloaded the app: %+v", st)
+	}
+	// A source change reloads it, new instance first.
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main"), 0o644)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.Status()[0].Instances
+		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a change under watch did not reload: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -90,7 +90,7 @@ type Supervisor struct {
 	ctx        context.Context // Run's; every instance's context derives from it
 	closing    bool
 	running    sync.WaitGroup // every instance goroutine
-	background sync.WaitGroup // memory replacements and cron reloads
+	background sync.WaitGroup // memory replacements, cron reloads, watchers
 }
 
 // appRunner is one app: its current config and an instance per slot.
@@ -146,6 +146,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	for _, a := range s.apps {
 		if spec := a.config().CronRestart; spec != "" {
 			s.background.Go(func() { s.cronRestarts(ctx, a, spec) })
+		}
+		if len(a.config().Watch) > 0 {
+			s.background.Go(func() { s.watch(ctx, a) })
 		}
 	}
 
