@@ -79,3 +79,40 @@ END {
 	for (i = 1; i <= k; i++) { t = order[i]; printf "%-14s %12.0f %10.2f %12s %10.1f %10.2f\n", t, R[t], P[t], C[t], M[t] / 1024, R[t] / R[base] }
 }' "$1"
 }
+
+# start_nginx NAME PORT BACKEND_PORT...: nginx with 2 workers and upstream
+# keep-alive in front of the backends (PEERS.md's tuned config), under $RUN.
+start_nginx() {
+	local name=$1 port=$2 servers="" b
+	shift 2
+	for b in "$@"; do servers+="        server 127.0.0.1:$b;"$'\n'; done
+	mkdir -p "$RUN/nginx"
+	cat >"$RUN/nginx.conf" <<CONF
+worker_processes 2;
+pid $RUN/nginx.pid;
+error_log $RUN/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $RUN/nginx/body; proxy_temp_path $RUN/nginx/proxy;
+    fastcgi_temp_path $RUN/nginx/fcgi; uwsgi_temp_path $RUN/nginx/uwsgi; scgi_temp_path $RUN/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream be {
+        least_conn;
+$servers        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+	nginx -c "$RUN/nginx.conf" -p "$RUN/nginx" -g 'daemon off;' 2>>"$RUN/nginx/stderr" &
+	PIDS+=($!)
+	PROCPID[$name]=$!
+}

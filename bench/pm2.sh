@@ -75,35 +75,7 @@ N1=$(freeport); N2=$(freeport)
 PORT=$N1 "$NODE" "$SERVER" & PIDS+=($!)
 PORT=$N2 "$NODE" "$SERVER" & PIDS+=($!)
 PORT[nginx]=$(freeport)
-mkdir -p "$RUN/nginx"
-cat >"$RUN/nginx.conf" <<CONF
-worker_processes 2;
-pid $RUN/nginx.pid;
-error_log $RUN/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $RUN/nginx/body; proxy_temp_path $RUN/nginx/proxy;
-    fastcgi_temp_path $RUN/nginx/fcgi; uwsgi_temp_path $RUN/nginx/uwsgi; scgi_temp_path $RUN/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream be {
-        least_conn;
-        server 127.0.0.1:$N1;
-        server 127.0.0.1:$N2;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]};
-        location / {
-            proxy_pass http://be;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
-nginx -c "$RUN/nginx.conf" -p "$RUN/nginx" -g 'daemon off;' 2>>"$RUN/nginx/stderr" & PIDS+=($!); PROCPID[nginx]=$!
+start_nginx nginx "${PORT[nginx]}" "$N1" "$N2"
 
 TARGETS="node pm2 herd-shared herd-proxy nginx"
 for t in $TARGETS; do waitport "${PORT[$t]}"; done

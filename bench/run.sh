@@ -53,35 +53,7 @@ for peer in $PEERS; do
 	PORT[$peer]=$(freeport)
 	case $peer in
 	nginx)
-		mkdir -p "$RUN/nginx"
-		cat >"$RUN/nginx.conf" <<CONF
-worker_processes 2;
-pid $RUN/nginx.pid;
-error_log $RUN/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $RUN/nginx/body; proxy_temp_path $RUN/nginx/proxy;
-    fastcgi_temp_path $RUN/nginx/fcgi; uwsgi_temp_path $RUN/nginx/uwsgi; scgi_temp_path $RUN/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream be {
-        least_conn;
-        server 127.0.0.1:$B1;
-        server 127.0.0.1:$B2;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]};
-        location / {
-            proxy_pass http://be;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-CONF
-		nginx -c "$RUN/nginx.conf" -p "$RUN/nginx" -g 'daemon off;' 2>>"$RUN/nginx/stderr" & PIDS+=($!); PROCPID[nginx]=$!
+		start_nginx nginx "${PORT[nginx]}" "$B1" "$B2"
 		;;
 	haproxy)
 		cat >"$RUN/haproxy.cfg" <<CONF

@@ -46,6 +46,22 @@ func TestNoRestartPolicies(t *testing.T) {
 	}
 }
 
+// waitReplaced waits until slot 0 holds a ready instance other than first.
+func waitReplaced(t *testing.T, s *Supervisor, first InstanceStatus, why string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := s.Status()[0].Instances
+		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no replacement: %+v", why, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestMaxMemoryRestartReplacesGracefully(t *testing.T) {
 	var l idLog
 	app := testApp(t, "hog", 1)
@@ -53,17 +69,7 @@ func TestMaxMemoryRestartReplacesGracefully(t *testing.T) {
 	app.MinUptime = config.Duration(10 * time.Millisecond)
 	s, _, _ := run(t, app, l.hooks(), func(s *Supervisor) { s.SampleEvery = 100 * time.Millisecond })
 	first := waitState(t, s, 0, Ready, 5*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := s.Status()[0].Instances
-		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance over max_memory_restart not replaced: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReplaced(t, s, first, "instance over max_memory_restart")
 	// The replacement was ready before the old one drained.
 	events := strings.Join(l.events, ",")
 	if !strings.Contains(events, fmt.Sprintf("ready 0/%d,ready 0/", first.ID)) ||
@@ -95,17 +101,7 @@ func TestCronRestartReloads(t *testing.T) {
 	app.CronRestart = "@every 1s"
 	s, _, _ := run(t, app, Hooks{})
 	first := waitState(t, s, 0, Ready, 5*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := s.Status()[0].Instances
-		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cron_restart @every 1s did not reload: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReplaced(t, s, first, "cron_restart @every 1s")
 }
 
 func TestWatchReloadsOnChange(t *testing.T) {
@@ -128,15 +124,5 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	}
 	// A source change reloads it, new instance first.
 	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main"), 0o644)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := s.Status()[0].Instances
-		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a change under watch did not reload: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReplaced(t, s, first, "a change under watch")
 }
