@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -260,5 +262,43 @@ routes:
 	out2, err := second.CombinedOutput()
 	if err == nil || !strings.Contains(string(out2), "in use") && !strings.Contains(string(out2), "already running") {
 		t.Errorf("second herd up: %v\n%s; want a refusal", err, out2)
+	}
+}
+
+// TestInterpreterAndEnvSets runs a script through an interpreter with
+// interpreter_args, and picks an env_NAME set with `herd up --env`.
+func TestInterpreterAndEnvSets(t *testing.T) {
+	path, public, admin := writeConfig(t, `
+apps:
+  web:
+    command: run.sh --greeting
+    interpreter: /bin/sh
+    interpreter_args: -e
+    env: {GREETING: dev, SUFFIX: "!"}
+    env_production: {GREETING: prod}
+routes:
+  - path: /
+    to: web
+`)
+	script := "exec " + testappBin + ` "$1" "$GREETING$SUFFIX"` + "\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "run.sh"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &herd{t: t, dir: filepath.Dir(path), public: public, admin: admin, out: &syncBuffer{}, exited: make(chan struct{})}
+	h.cmd = exec.Command(herdBin, "up", "-f", path, "--env", "production")
+	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
+	t.Cleanup(func() { h.cmd.Process.Signal(syscall.SIGTERM); <-h.exited })
+	h.waitHealthy(15 * time.Second)
+	var who whoAmI
+	h.getJSON("http://"+h.public+"/", &who)
+	if who.Greeting != "prod!" {
+		t.Errorf("greeting %q; want prod! (env_production over env, run by /bin/sh -e run.sh)", who.Greeting)
+	}
+	if out, err := exec.Command(herdBin, "up", "-f", path, "--env", "staging").CombinedOutput(); err == nil || !strings.Contains(string(out), "no app has an env_staging") {
+		t.Errorf("herd up --env staging: %v\n%s; want a refusal", err, out)
 	}
 }
