@@ -6,6 +6,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -53,8 +54,13 @@ func Handler(status StatusFunc, gatherer prometheus.Gatherer) http.Handler {
 		})
 	}))
 	mux.Handle("/metrics", onlyGET(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
+	// Profiles of herd itself, for `go tool pprof http://ADMIN/debug/pprof/profile`.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status and /metrics"})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status, /metrics and /debug/pprof/"})
 	})
 	return mux
 }

@@ -30,7 +30,7 @@ func TestHandler(t *testing.T) {
 			[]string{`"name": "web"`, `"state": "backoff"`, `"state": "errored"`, `"pid": 10`}},
 		{"metrics exposes instance state", "GET", "/metrics", 200,
 			[]string{`herd_instance_state{app="api",instance="0",state="errored"} 1`, `go_goroutines`}},
-		{"unknown path is JSON", "GET", "/nope", 404, []string{`"reason": "the admin listener serves /health, /status and /metrics"`}},
+		{"unknown path is JSON", "GET", "/nope", 404, []string{`"reason": "the admin listener serves /health, /status, /metrics and /debug/pprof/"`}},
 		{"wrong method is JSON", "POST", "/health", 405, []string{`"reason": "POST is not served here; use GET"`}},
 	}
 	for _, tc := range tests {

@@ -353,3 +353,24 @@ func TestMatchPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkedStreamIsNotBuffered(t *testing.T) {
+	release := make(chan struct{})
+	chunked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n") // no Content-Length, no event-stream type
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "second\n")
+	})
+	url, _ := setup(t, Options{}, chunked)
+	res, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first chunk = %q, %v; want it before the response ends", line, err)
+	}
+	close(release)
+}
