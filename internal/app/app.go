@@ -18,9 +18,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/admin"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
@@ -29,6 +31,7 @@ import (
 	"github.com/herdhq/herd/internal/proxy"
 	"github.com/herdhq/herd/internal/supervisor"
 	"github.com/herdhq/herd/internal/systemd"
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // Options are what Run needs besides the config.
@@ -140,18 +143,33 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		routes = append(routes, proxy.Route{
 			Path: r.Path, App: r.To, Pool: pools[r.To], Policy: policy,
 			QueueTimeout: time.Duration(r.QueueTimeout),
+			Headers:      headerRules(r), MaxBody: int64(r.MaxBody),
 		})
 	}
 	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
 	for i, p := range cfg.TrustedProxies {
 		trusted[i] = netip.Prefix(p)
 	}
+	access, closeAccess, err := openAccessLog(cfg)
+	if err != nil {
+		public.Close()
+		adminLn.Close()
+		controlLn.Close()
+		return err
+	}
+	defer closeAccess()
 	handler := proxy.New(proxy.Options{
-		Routes: routes, TrustedProxies: trusted, Log: log, Observe: metrics.ObserveRequest,
+		Routes: routes, TrustedProxies: trusted, Log: log, Observe: metrics.ObserveRequest, AccessLog: access,
 	})
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	publicSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second, ErrorLog: errorLog}
+	publicSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		ErrorLog:          errorLog,
+	}
 	adminSrv := &http.Server{Handler: admin.Handler(status, metrics.Registry), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
 
 	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "control", socket, "apps", len(cfg.Apps))
@@ -275,6 +293,46 @@ func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
 		return nil, nil, problems
 	}
 	return public, adminLn, nil
+}
+
+// headerRules is a route's header config, with the security defaults unless
+// security_headers is false.
+func headerRules(r *config.Route) proxy.HeaderRules {
+	hr := proxy.HeaderRules{Set: r.Headers.Set, Add: r.Headers.Add, Remove: r.Headers.Remove}
+	if r.SecurityHeaders == nil || *r.SecurityHeaders {
+		hr.Remove = append(slices.Clone(proxy.SecurityHeaders.Remove), hr.Remove...)
+		hr.Defaults = proxy.SecurityHeaders.Defaults
+	}
+	return hr
+}
+
+// openAccessLog opens the access log the config asks for; nil when off.
+func openAccessLog(cfg *config.Config) (*accesslog.Logger, func(), error) {
+	a := cfg.AccessLog
+	if a.Format == "off" {
+		return nil, func() {}, nil
+	}
+	var out io.Writer = os.Stdout
+	var file *lumberjack.Logger
+	if a.Path != "stdout" {
+		if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
+			return nil, nil, config.Errors{cfg.Problem("access_log.path", fmt.Sprintf("cannot create the folder of %s: %v", a.Path, err))}
+		}
+		file = &lumberjack.Logger{
+			Filename:   a.Path,
+			MaxSize:    int((int64(cfg.Logs.MaxSize) + 1<<20 - 1) >> 20),
+			MaxBackups: cfg.Logs.MaxFiles,
+			MaxAge:     int((time.Duration(cfg.Logs.MaxAge) + 24*time.Hour - 1) / (24 * time.Hour)),
+		}
+		out = file
+	}
+	l := accesslog.New(out, a.Format)
+	return l, func() {
+		l.Close()
+		if file != nil {
+			file.Close()
+		}
+	}, nil
 }
 
 // listenShared binds the sockets of shared_socket apps, as files their

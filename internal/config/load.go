@@ -141,6 +141,19 @@ func (c *Config) applyDefaults() {
 		c.Logs.MaxFiles = 5
 	}
 	setDefault(&c.Logs.MaxAge, 14*24*time.Hour)
+	if c.AccessLog.Format == "" {
+		c.AccessLog.Format = "combined"
+	}
+	if c.AccessLog.Path == "" {
+		c.AccessLog.Path = filepath.Join(c.Logs.Dir, "access.log")
+	} else if c.AccessLog.Path != "stdout" && !filepath.IsAbs(c.AccessLog.Path) {
+		c.AccessLog.Path = filepath.Join(base, c.AccessLog.Path)
+	}
+	setDefault(&c.Server.ReadHeaderTimeout, 10*time.Second)
+	setDefault(&c.Server.IdleTimeout, 75*time.Second)
+	if c.Server.MaxHeaderBytes == 0 {
+		c.Server.MaxHeaderBytes = 64 << 10
+	}
 	for _, a := range c.Apps {
 		p := "apps." + a.Name
 		if a.Instances == 0 {
@@ -191,6 +204,13 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for _, r := range c.Routes {
+		if r.SecurityHeaders == nil {
+			on := true
+			r.SecurityHeaders = &on
+		}
+		if r.MaxBody == 0 {
+			r.MaxBody = 10 << 20
+		}
 		if r.Balance == "" {
 			r.Balance = RoundRobin
 		}
@@ -340,6 +360,14 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		}
 	}
 
+	switch c.AccessLog.Format {
+	case "combined", "json", "off":
+	default:
+		add("access_log.format", "unknown format %q; write combined, json or off", c.AccessLog.Format)
+	}
+	if c.Server.MaxHeaderBytes < 4<<10 {
+		add("server.max_header_bytes", "%s is too small for real clients; write 4K or more", c.Server.MaxHeaderBytes)
+	}
 	if c.Logs.MaxSize < 1<<20 {
 		add("logs.max_size", "%s is too small to rotate by; write 1M or more", c.Logs.MaxSize)
 	}

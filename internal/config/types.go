@@ -29,6 +29,10 @@ type Config struct {
 	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
 	// Logs configure the files instance output is written to.
 	Logs Logs `yaml:"logs" json:"logs"`
+	// AccessLog configures the one line per proxied request.
+	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// Server configures the public listener's HTTP server.
+	Server Server `yaml:"server" json:"server"`
 }
 
 // App is one herd-managed app: a command run as N instances.
@@ -150,6 +154,36 @@ type Logs struct {
 	Off bool `yaml:"off" json:"off,omitempty"`
 }
 
+// AccessLog says where and how requests are logged.
+type AccessLog struct {
+	// Format is "combined" (NGINX's, plus request time, upstream address and
+	// time, request id), "json", or "off". Default "combined".
+	Format string `yaml:"format" json:"format"`
+	// Path is a file (relative to the config's folder), or "stdout".
+	// Default: access.log in logs.dir, rotated like the instance logs.
+	Path string `yaml:"path" json:"path,omitempty"`
+}
+
+// Server configures the public HTTP server, against slow and oversized clients.
+type Server struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long. Default 75s (NGINX's keepalive_timeout).
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers; larger ones get 431. Default 64K.
+	MaxHeaderBytes Size `yaml:"max_header_bytes" json:"max_header_bytes"`
+}
+
+// HeaderRules edit a route's responses.
+type HeaderRules struct {
+	// Set replaces these headers.
+	Set map[string]string `yaml:"set" json:"set,omitempty"`
+	// Add appends these headers.
+	Add map[string]string `yaml:"add" json:"add,omitempty"`
+	// Remove deletes these headers.
+	Remove []string `yaml:"remove" json:"remove,omitempty"`
+}
+
 // ReloadOptions configure rolling reloads.
 type ReloadOptions struct {
 	// Parallel is how many instances are replaced at a time. Default 1; a
@@ -167,6 +201,15 @@ type Route struct {
 	To string `yaml:"to" json:"to,omitempty"`
 	// Balance is round_robin (smooth weighted, default), least_conn or random_two.
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
+	// Headers edit the responses of this route (NGINX's add_header and friends).
+	Headers HeaderRules `yaml:"headers" json:"headers,omitempty"`
+	// SecurityHeaders adds X-Content-Type-Options: nosniff, X-Frame-Options:
+	// SAMEORIGIN and Referrer-Policy: strict-origin-when-cross-origin where
+	// the app did not set them, and removes X-Powered-By. Default true.
+	SecurityHeaders *bool `yaml:"security_headers" json:"security_headers,omitempty"`
+	// MaxBody bounds request bodies; a larger one gets 413 (NGINX's
+	// client_max_body_size). Default 10M.
+	MaxBody Size `yaml:"max_body" json:"max_body,omitempty"`
 	// QueueTimeout bounds how long a request waits for a ready instance before a 503. Default 5s.
 	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout,omitempty"`
 }

@@ -131,6 +131,11 @@ routes:
 			t.Errorf("log file %s: %v %q; want the instance's lines", name, err, data)
 		}
 	}
+	// Each request is in the access log (flushed every second), NGINX-style.
+	waitFor(t, 5*time.Second, "the access log", func() bool {
+		data, _ := os.ReadFile(filepath.Join(h.dir, ".herd", "logs", "access.log"))
+		return strings.Contains(string(data), `"GET / HTTP/1.1" 200 `) && strings.Contains(string(data), " 499 ")
+	})
 	// Instance output reaches herd's log with its app[index] prefix.
 	for _, want := range []string{"web[0] testapp ", "web[1] testapp "} {
 		if !strings.Contains(h.out.String(), want) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/herdhq/herd/internal/balance"
 )
@@ -27,7 +28,11 @@ func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Reques
 		}
 		var status int
 		var reason string
+		var tooLarge *http.MaxBytesError
 		switch {
+		case errors.As(err, &tooLarge):
+			status = http.StatusRequestEntityTooLarge
+			reason = fmt.Sprintf("the body is larger than this route takes (%d bytes)", tooLarge.Limit)
 		case errors.Is(err, balance.ErrNoBackend):
 			status = http.StatusServiceUnavailable
 			reason = fmt.Sprintf("no instance of app %q was ready within %s", rt.App, rt.QueueTimeout)
@@ -76,6 +81,11 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, app, reason 
 type recorder struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
+
+	// Noted by the transport when an access log wants them.
+	upstream     string
+	upstreamTime time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -89,7 +99,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	return r.ResponseWriter.Write(p)
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -7,6 +7,8 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -16,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 )
 
@@ -32,6 +35,50 @@ type Route struct {
 	Policy balance.Policy
 	// QueueTimeout bounds the wait for a ready instance. Zero means 5s.
 	QueueTimeout time.Duration
+	// Headers edit the route's responses.
+	Headers HeaderRules
+	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.
+	MaxBody int64
+}
+
+// HeaderRules edit responses on their way to the client.
+type HeaderRules struct {
+	Set      map[string]string // replace
+	Add      map[string]string // append
+	Remove   []string          // delete
+	Defaults map[string]string // set where the instance did not (security headers)
+}
+
+// SecurityHeaders are the defaults a route adds unless told not to, as
+// helmet does in the seed; X-Powered-By goes too.
+var SecurityHeaders = HeaderRules{
+	Remove: []string{"X-Powered-By"},
+	Defaults: map[string]string{
+		"X-Content-Type-Options": "nosniff",
+		"X-Frame-Options":        "SAMEORIGIN",
+		"Referrer-Policy":        "strict-origin-when-cross-origin",
+	},
+}
+
+func (hr *HeaderRules) empty() bool {
+	return len(hr.Set) == 0 && len(hr.Add) == 0 && len(hr.Remove) == 0 && len(hr.Defaults) == 0
+}
+
+func (hr *HeaderRules) apply(h http.Header) {
+	for _, k := range hr.Remove {
+		h.Del(k)
+	}
+	for k, v := range hr.Defaults {
+		if h.Get(k) == "" {
+			h.Set(k, v)
+		}
+	}
+	for k, v := range hr.Set {
+		h.Set(k, v)
+	}
+	for k, v := range hr.Add {
+		h.Add(k, v)
+	}
 }
 
 // Options configure a Handler.
@@ -45,14 +92,17 @@ type Options struct {
 	// Observe, if set, is called once per request when it is done, with the
 	// status sent (499 when the client went away first).
 	Observe func(route, app string, status int, elapsed time.Duration)
+	// AccessLog, if set, gets a line per request.
+	AccessLog *accesslog.Logger
 }
 
 // Handler is the proxy's http.Handler. It is safe for concurrent use.
 type Handler struct {
-	routes  []*route // longest path first
-	trusted []netip.Prefix
-	log     *slog.Logger
-	observe func(route, app string, status int, elapsed time.Duration)
+	routes    []*route // longest path first
+	trusted   []netip.Prefix
+	log       *slog.Logger
+	observe   func(route, app string, status int, elapsed time.Duration)
+	accessLog *accesslog.Logger
 }
 
 type route struct {
@@ -63,7 +113,7 @@ type route struct {
 // New returns a Handler for opts. Routes to the same pool share one
 // connection pool to its instances.
 func New(opts Options) *Handler {
-	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe}
+	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe, accessLog: opts.AccessLog}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -88,7 +138,7 @@ func New(opts Options) *Handler {
 			FlushInterval:  0,
 			BufferPool:     bufferPool{},
 			ErrorHandler:   h.errorHandler(&rt.Route),
-			ModifyResponse: echoRequestID,
+			ModifyResponse: modifyResponse(&rt.Route),
 			ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		}
 		h.routes = append(h.routes, rt)
@@ -103,22 +153,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", newRequestID())
 	}
+	rec := &recorder{ResponseWriter: w}
 	rt := h.match(r.URL.Path)
 	if rt == nil {
-		writeError(w, r, http.StatusNotFound, "", "no route matches this path")
-		h.done("", "", http.StatusNotFound, start)
+		writeError(rec, r, http.StatusNotFound, "", "no route matches this path")
+		h.done(nil, rec, r, start)
 		return
 	}
-	rec := &recorder{ResponseWriter: w}
-	defer func() { h.done(rt.Path, rt.App, rec.Status(), start) }()
+	defer h.done(rt, rec, r, start)
+	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
+		writeError(rec, r, http.StatusRequestEntityTooLarge, rt.App, fmt.Sprintf("the body is %d bytes; this route takes at most %d", r.ContentLength, rt.MaxBody))
+		return
+	}
+	if rt.MaxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(rec, r.Body, rt.MaxBody)
+	}
+	if h.accessLog != nil {
+		// The transport notes the instance and its time on the recorder.
+		r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
+	}
 	rt.proxy.ServeHTTP(rec, r)
 }
 
-func (h *Handler) done(route, app string, status int, start time.Time) {
+// done records a finished request in metrics and the access log.
+func (h *Handler) done(rt *route, rec *recorder, r *http.Request, start time.Time) {
+	elapsed := time.Since(start)
+	var path, app string
+	if rt != nil {
+		path, app = rt.Path, rt.App
+	}
 	if h.observe != nil {
-		h.observe(route, app, status, time.Since(start))
+		h.observe(path, app, rec.Status(), elapsed)
+	}
+	if h.accessLog != nil {
+		h.accessLog.Log(&accesslog.Entry{
+			Time: start, RemoteAddr: remoteIP(r.RemoteAddr), Method: r.Method, URI: r.RequestURI, Proto: r.Proto,
+			Status: rec.Status(), BytesSent: rec.bytes, Referer: r.Referer(), UserAgent: r.UserAgent(),
+			Duration: elapsed, Route: path, App: app, Upstream: rec.upstream, UpstreamTime: rec.upstreamTime,
+			RequestID: r.Header.Get("X-Request-Id"),
+		})
 	}
 }
+
+type recorderKey struct{}
 
 func (h *Handler) match(path string) *route {
 	for _, rt := range h.routes {
@@ -137,14 +214,22 @@ func matchPrefix(prefix, path string) bool {
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
 }
 
-// echoRequestID returns the request id to the client unless the instance set one.
-func echoRequestID(res *http.Response) error {
-	if res.Header.Get("X-Request-Id") == "" {
-		if id := res.Request.Header.Get("X-Request-Id"); id != "" {
-			res.Header.Set("X-Request-Id", id)
+// modifyResponse returns the request id to the client unless the instance
+// set one, and applies the route's header rules.
+func modifyResponse(rt *Route) func(*http.Response) error {
+	rules := rt.Headers
+	edit := !rules.empty()
+	return func(res *http.Response) error {
+		if res.Header.Get("X-Request-Id") == "" {
+			if id := res.Request.Header.Get("X-Request-Id"); id != "" {
+				res.Header.Set("X-Request-Id", id)
+			}
 		}
+		if edit {
+			rules.apply(res.Header)
+		}
+		return nil
 	}
-	return nil
 }
 
 // bufferPool lends ReverseProxy its 32 KiB copy buffers.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 )
 
@@ -373,4 +375,96 @@ func TestChunkedStreamIsNotBuffered(t *testing.T) {
 		t.Fatalf("first chunk = %q, %v; want it before the response ends", line, err)
 	}
 	close(release)
+}
+
+func TestHeaderRules(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Powered-By", "Express")
+		w.Header().Set("X-Frame-Options", "DENY") // the app's own choice wins over a default
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok")
+	})
+	pool := balance.NewPool("web", 1, time.Minute)
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	rules := SecurityHeaders
+	rules.Set = map[string]string{"Cache-Control": "public, max-age=60"}
+	rules.Add = map[string]string{"Vary": "Accept-Encoding"}
+	rules.Remove = append(rules.Remove, "Server")
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, Headers: rules}}})
+	res, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for k, want := range map[string]string{
+		"X-Powered-By": "", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+		"Referrer-Policy": "strict-origin-when-cross-origin", "Cache-Control": "public, max-age=60", "Vary": "Accept-Encoding",
+	} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q; want %q", k, got, want)
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	var reached atomic.Int64
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		io.Copy(io.Discard, r.Body)
+	})
+	pool := balance.NewPool("web", 1, time.Minute)
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, MaxBody: 10}}})
+
+	res, body := doJSON(t, mustReq(t, "POST", url+"/", strings.NewReader("0123456789ABC")))
+	if res.StatusCode != 413 || !strings.Contains(body["reason"], "at most 10") {
+		t.Errorf("declared oversized body: %d %v; want 413 JSON", res.StatusCode, body)
+	}
+	if reached.Load() != 0 {
+		t.Error("an oversized body declared in Content-Length reached the instance")
+	}
+	// A chunked body that turns out too large is cut off, 413 as well.
+	req := mustReq(t, "POST", url+"/", io.MultiReader(strings.NewReader("0123456789"), strings.NewReader("ABCDEF")))
+	req.ContentLength = -1
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 413 && res.StatusCode != 200 {
+		t.Errorf("chunked oversized body: %d; want 413 (or 200 if the instance answered first)", res.StatusCode)
+	}
+	small, err := http.DefaultClient.Do(mustReq(t, "POST", url+"/", strings.NewReader("small")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small.Body.Close()
+	if small.StatusCode != 200 || reached.Load() == 0 {
+		t.Errorf("small body: %d; want 200 from the instance", small.StatusCode)
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	var out bytes.Buffer
+	log := accesslog.New(&out, "combined")
+	url, pool := setup(t, Options{AccessLog: log}, echoHeaders())
+	req := mustReq(t, "GET", url+"/path?x=1", nil)
+	req.Header.Set("User-Agent", "test-agent")
+	req.Header.Set("X-Request-ID", "rid-1")
+	res, _ := doJSON(t, req)
+	log.Close()
+	line := out.String()
+	addr := pool.Backends()[0].Addr
+	for _, want := range []string{`"GET /path?x=1 HTTP/1.1" 200 `, `"test-agent"`, "uaddr=" + addr, "rid=rid-1", "127.0.0.1 - - ["} {
+		if !strings.Contains(line, want) {
+			t.Errorf("access log line %q lacks %q", line, want)
+		}
+	}
+	if res.StatusCode != 200 {
+		t.Errorf("status %d", res.StatusCode)
+	}
 }

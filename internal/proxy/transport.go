@@ -59,7 +59,11 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		req.URL.Host = b.Addr // b comes acquired
+		start := time.Now()
 		res, err := t.base.RoundTrip(req)
+		if rec, ok := ctx.Value(recorderKey{}).(*recorder); ok {
+			rec.upstream, rec.upstreamTime = b.Addr, time.Since(start)
+		}
 		if err == nil {
 			res.Body = releaseOnClose(res, b)
 			return res, nil

@@ -1,0 +1,185 @@
+// Package accesslog writes one line per proxied request, in NGINX's
+// combined format (plus request time, upstream address and time, and the
+// request id) or as JSON. Lines are buffered and flushed every second and
+// on Close, so logging costs no write syscall per request.
+package accesslog
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Entry is one request.
+type Entry struct {
+	Time         time.Time // when the request arrived
+	RemoteAddr   string    // client IP
+	Method       string
+	URI          string
+	Proto        string
+	Status       int
+	BytesSent    int64
+	Referer      string
+	UserAgent    string
+	Duration     time.Duration
+	Route        string
+	App          string
+	Upstream     string        // host:port of the instance, "" if none was reached
+	UpstreamTime time.Duration // until the instance's response headers
+	RequestID    string
+}
+
+// Logger is safe for concurrent use.
+type Logger struct {
+	json bool
+
+	mu   sync.Mutex
+	buf  *bufio.Writer
+	out  io.Writer
+	line []byte
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a logger writing format ("combined" or "json") to out.
+func New(out io.Writer, format string) *Logger {
+	l := &Logger{json: format == "json", out: out, buf: bufio.NewWriterSize(out, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.flushEverySecond()
+	return l
+}
+
+func (l *Logger) flushEverySecond() {
+	defer close(l.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			_ = l.buf.Flush()
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Close flushes what is buffered and stops the flusher.
+func (l *Logger) Close() error {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Flush()
+}
+
+// Log writes e.
+func (l *Logger) Log(e *Entry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.json {
+		l.line = appendJSON(l.line[:0], e)
+	} else {
+		l.line = appendCombined(l.line[:0], e)
+	}
+	_, _ = l.buf.Write(l.line)
+}
+
+// appendCombined writes NGINX's combined format, then request time,
+// upstream address and time, and the request id:
+//
+//	127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" rt=0.001 uaddr=127.0.0.1:41000 ut=0.001 rid=ab12…
+func appendCombined(b []byte, e *Entry) []byte {
+	b = append(b, dash(e.RemoteAddr)...)
+	b = append(b, " - - ["...)
+	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, "] \""...)
+	b = appendEscaped(b, e.Method)
+	b = append(b, ' ')
+	b = appendEscaped(b, e.URI)
+	b = append(b, ' ')
+	b = append(b, e.Proto...)
+	b = append(b, "\" "...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.BytesSent, 10)
+	b = append(b, " \""...)
+	b = appendEscaped(b, dash(e.Referer))
+	b = append(b, "\" \""...)
+	b = appendEscaped(b, dash(e.UserAgent))
+	b = append(b, "\" rt="...)
+	b = strconv.AppendFloat(b, e.Duration.Seconds(), 'f', 3, 64)
+	b = append(b, " uaddr="...)
+	b = append(b, dash(e.Upstream)...)
+	b = append(b, " ut="...)
+	if e.Upstream == "" {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendFloat(b, e.UpstreamTime.Seconds(), 'f', 3, 64)
+	}
+	b = append(b, " rid="...)
+	b = append(b, dash(e.RequestID)...)
+	return append(b, '\n')
+}
+
+func appendJSON(b []byte, e *Entry) []byte {
+	b = append(b, `{"time":`...)
+	b = strconv.AppendQuote(b, e.Time.Format(time.RFC3339Nano))
+	str := func(key, v string) {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = strconv.AppendQuote(b, v)
+	}
+	num := func(key string, v int64) {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = strconv.AppendInt(b, v, 10)
+	}
+	secs := func(key string, d time.Duration) {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = strconv.AppendFloat(b, d.Seconds(), 'f', 6, 64)
+	}
+	str("remote_addr", e.RemoteAddr)
+	str("method", e.Method)
+	str("uri", e.URI)
+	str("proto", e.Proto)
+	num("status", int64(e.Status))
+	num("bytes_sent", e.BytesSent)
+	str("referer", e.Referer)
+	str("user_agent", e.UserAgent)
+	secs("request_time", e.Duration)
+	str("route", e.Route)
+	str("app", e.App)
+	str("upstream_addr", e.Upstream)
+	secs("upstream_time", e.UpstreamTime)
+	str("request_id", e.RequestID)
+	return append(b, '}', '\n')
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// appendEscaped writes s with quotes, backslashes and control bytes escaped
+// as \xHH, as NGINX does, so a line stays one parseable line.
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
