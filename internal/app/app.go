@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -98,11 +99,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer logs.Close()
 	}
 
-	pools := make(map[string]*balance.Pool, len(cfg.Apps))
+	pools := make(map[string]*balance.Pool, len(cfg.Apps)+len(cfg.Upstreams))
+	weights := map[string]int{}
 	for _, a := range cfg.Apps {
 		pools[a.Name] = balance.NewPool(a.Name, a.MaxFails, time.Duration(a.FailTimeout))
+		weights[a.Name] = a.Weight
 	}
-	live := &liveBackends{byID: map[uint64]*balance.Backend{}}
+	for _, u := range cfg.Upstreams {
+		pools[u.Name] = upstreamPool(u)
+	}
+	live := &liveBackends{byID: map[uint64]*balance.Backend{}, weights: weights}
 	sup := supervisor.New(cfg, supervisor.Hooks{
 		Ready: func(in supervisor.Instance) {
 			pools[in.App].Add(live.add(in))
@@ -140,11 +146,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if err != nil {
 			return err // Validate already refused unknown policies
 		}
-		routes = append(routes, proxy.Route{
+		route := proxy.Route{
 			Path: r.Path, App: r.To, Pool: pools[r.To], Policy: policy,
 			QueueTimeout: time.Duration(r.QueueTimeout),
 			Headers:      headerRules(r), MaxBody: int64(r.MaxBody),
-		})
+			HashKey: r.HashKey,
+		}
+		if r.Balance == config.IPHash {
+			route.HashKey = "ip"
+		}
+		if r.Sticky != nil {
+			route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)
+		}
+		routes = append(routes, route)
 	}
 	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
 	for i, p := range cfg.TrustedProxies {
@@ -374,14 +388,33 @@ func longestDrain(cfg *config.Config) time.Duration {
 	return d
 }
 
+// upstreamPool is the pool of a static upstream: its servers are ready from
+// the start (passive health alone takes them out), down ones left out.
+func upstreamPool(u *config.Upstream) *balance.Pool {
+	p := balance.NewPool(u.Name, u.MaxFails, time.Duration(u.FailTimeout))
+	for i, sv := range u.Servers {
+		if sv == nil || sv.Down {
+			continue
+		}
+		addr := sv.HostPort()
+		p.Add(&balance.Backend{
+			Addr: addr, App: u.Name, Index: i, ID: u.Name + "/" + addr,
+			Weight: sv.Weight, Backup: sv.Backup, MaxConns: int64(sv.MaxConns),
+		})
+	}
+	return p
+}
+
 // liveBackends maps supervisor instance ids to balancer backends.
 type liveBackends struct {
-	mu   sync.Mutex
-	byID map[uint64]*balance.Backend
+	mu      sync.Mutex
+	byID    map[uint64]*balance.Backend
+	weights map[string]int // per app
 }
 
 func (l *liveBackends) add(in supervisor.Instance) *balance.Backend {
-	b := &balance.Backend{Addr: in.Addr, App: in.App, Index: in.Index}
+	// The ID names the slot, so hashing and sticky cookies survive restarts.
+	b := &balance.Backend{Addr: in.Addr, App: in.App, Index: in.Index, ID: in.App + "/" + strconv.Itoa(in.Index), Weight: l.weights[in.App]}
 	l.mu.Lock()
 	l.byID[in.ID] = b
 	l.mu.Unlock()

@@ -4,6 +4,7 @@
 package balance
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,13 @@ type Backend struct {
 	Index int
 	// Weight biases round_robin and the in-flight comparisons; 0 means 1.
 	Weight int
+	// ID names the backend stably across restarts ("web/0",
+	// "legacy/127.0.0.1:9001"); hashing and sticky cookies use it.
+	ID string
+	// Backup backends get requests only while no other is available.
+	Backup bool
+	// MaxConns bounds requests in flight; 0 is no bound.
+	MaxConns int64
 
 	inflight  atomic.Int64
 	draining  atomic.Bool
@@ -38,6 +46,15 @@ func (b *Backend) Acquire() { b.inflight.Add(1) }
 
 // Release: see Acquire.
 func (b *Backend) Release() { b.inflight.Add(-1) }
+
+// Token is the backend's sticky-cookie value: a hash of its ID, stable
+// across restarts and the same on every herd node, revealing no address.
+func (b *Backend) Token() string {
+	return strconv.FormatUint(hashKey("sticky", b.ID), 36)
+}
+
+// full reports whether the backend is at its max_conns.
+func (b *Backend) full() bool { return b.MaxConns > 0 && b.inflight.Load() >= b.MaxConns }
 
 // Available reports whether passive health lets the backend take requests now.
 func (b *Backend) Available(now time.Time) bool {

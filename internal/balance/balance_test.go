@@ -3,6 +3,7 @@ package balance
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestPoolPickWaitsForReadyBackend(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		p.Add(b)
 	}()
-	got, err := p.Pick(context.Background(), &RoundRobin{}, nil, 5*time.Second)
+	got, err := p.Pick(context.Background(), &RoundRobin{}, nil, "", 5*time.Second)
 	if err != nil || got != b {
 		t.Fatalf("Pick = %v, %v; want the backend added while waiting", got, err)
 	}
@@ -114,7 +115,7 @@ func TestPoolPickWaitsForReadyBackend(t *testing.T) {
 func TestPoolPickTimesOut(t *testing.T) {
 	p := NewPool("web", 1, time.Second)
 	start := time.Now()
-	_, err := p.Pick(context.Background(), &RoundRobin{}, nil, 50*time.Millisecond)
+	_, err := p.Pick(context.Background(), &RoundRobin{}, nil, "", 50*time.Millisecond)
 	if !errors.Is(err, ErrNoBackend) {
 		t.Fatalf("err = %v; want ErrNoBackend", err)
 	}
@@ -123,7 +124,7 @@ func TestPoolPickTimesOut(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.Pick(ctx, &RoundRobin{}, nil, time.Second); !errors.Is(err, context.Canceled) {
+	if _, err := p.Pick(ctx, &RoundRobin{}, nil, "", time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: err = %v; want context.Canceled", err)
 	}
 }
@@ -135,7 +136,7 @@ func TestPoolPickExcludesTriedAndDownBackends(t *testing.T) {
 		p.Add(b)
 	}
 	for range 10 {
-		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], time.Second)
+		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", time.Second)
 		if got == bs[0] {
 			t.Fatal("picked the excluded backend")
 		}
@@ -145,20 +146,20 @@ func TestPoolPickExcludesTriedAndDownBackends(t *testing.T) {
 		t.Fatal("Fail with max_fails 1 did not mark the backend down")
 	}
 	for range 10 {
-		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], time.Second)
+		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", time.Second)
 		if got != bs[2] {
 			t.Fatalf("got %s; want c, the only one neither excluded nor down", got.Addr)
 		}
 	}
 	// When every candidate is down, they are used anyway rather than failing.
 	bs[2].Fail(now, 1, time.Minute)
-	if got, err := p.Pick(context.Background(), &RoundRobin{}, bs[0], 10*time.Millisecond); err != nil || got == bs[0] {
+	if got, err := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", 10*time.Millisecond); err != nil || got == bs[0] {
 		t.Errorf("all down: got %v, %v; want a down backend other than the excluded one", got, err)
 	}
 	// Excluding the only backend means waiting, then ErrNoBackend.
 	single := NewPool("one", 1, time.Minute)
 	single.Add(bs[0])
-	if _, err := single.Pick(context.Background(), &RoundRobin{}, bs[0], 10*time.Millisecond); !errors.Is(err, ErrNoBackend) {
+	if _, err := single.Pick(context.Background(), &RoundRobin{}, bs[0], "", 10*time.Millisecond); !errors.Is(err, ErrNoBackend) {
 		t.Errorf("only backend excluded: err = %v; want ErrNoBackend", err)
 	}
 }
@@ -206,5 +207,87 @@ func TestPoolDrainWaitsForInflight(t *testing.T) {
 	defer cancel()
 	if p.Drain(ctx, b) {
 		t.Error("Drain reported drained with a request still in flight")
+	}
+}
+
+func TestBackupsOnlyWhenNoOtherIsAvailable(t *testing.T) {
+	p := NewPool("up", 1, time.Minute)
+	primary, backup := &Backend{Addr: "a"}, &Backend{Addr: "b", Backup: true}
+	p.Add(primary)
+	p.Add(backup)
+	for range 10 {
+		b, _ := p.Pick(context.Background(), &RoundRobin{}, nil, "", time.Second)
+		b.Release()
+		if b != primary {
+			t.Fatal("a backup got a request while the primary was available")
+		}
+	}
+	primary.Fail(time.Now(), 1, time.Minute)
+	if b, _ := p.Pick(context.Background(), &RoundRobin{}, nil, "", time.Second); b != backup {
+		t.Errorf("primary down: got %v; want the backup", b)
+	}
+}
+
+func TestMaxConnsWaitsForAFreeSlot(t *testing.T) {
+	p := NewPool("up", 1, time.Minute)
+	b := &Backend{Addr: "a", MaxConns: 1}
+	p.Add(b)
+	first, _ := p.Pick(context.Background(), &RoundRobin{}, nil, "", time.Second)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		first.Release()
+	}()
+	start := time.Now()
+	second, err := p.Pick(context.Background(), &RoundRobin{}, nil, "", time.Second)
+	if err != nil || second != b || time.Since(start) < 40*time.Millisecond {
+		t.Errorf("second pick: %v, %v after %s; want the backend once the first request ended", second, err, time.Since(start))
+	}
+	if _, err := p.Pick(context.Background(), &RoundRobin{}, nil, "", 30*time.Millisecond); !errors.Is(err, ErrNoBackend) {
+		t.Errorf("at max_conns past the queue timeout: %v; want ErrNoBackend", err)
+	}
+}
+
+func TestRendezvousMovesFewKeys(t *testing.T) {
+	mk := func(n int) []*Backend {
+		bs := make([]*Backend, n)
+		for i := range bs {
+			bs[i] = &Backend{ID: string(rune('a' + i))}
+		}
+		return bs
+	}
+	four, five := mk(4), mk(5)
+	const keys = 10000
+	moved := 0
+	counts := map[string]int{}
+	for i := range keys {
+		k := "user-" + strconv.Itoa(i)
+		a, b := (Rendezvous{}).PickKey(four, k), (Rendezvous{}).PickKey(five, k)
+		if a.ID != b.ID {
+			moved++
+		}
+		counts[b.ID]++
+		if again := (Rendezvous{}).PickKey(four, k); again != a {
+			t.Fatal("the same key picked two backends")
+		}
+	}
+	// About 1/5 of the keys should move to the new backend; hash % N would move 80 %.
+	if moved < keys/5-500 || moved > keys/5+500 {
+		t.Errorf("adding a 5th backend moved %d of %d keys; want about %d", moved, keys, keys/5)
+	}
+	for id, c := range counts {
+		if c < keys/5-500 || c > keys/5+500 {
+			t.Errorf("backend %s got %d keys; want about %d", id, c, keys/5)
+		}
+	}
+	// Weight 3 against 1: about three quarters of the keys.
+	w := []*Backend{{ID: "x", Weight: 3}, {ID: "y", Weight: 1}}
+	heavy := 0
+	for i := range keys {
+		if (Rendezvous{}).PickKey(w, strconv.Itoa(i)).ID == "x" {
+			heavy++
+		}
+	}
+	if heavy < keys*3/4-400 || heavy > keys*3/4+400 {
+		t.Errorf("weight 3 of 4 got %d of %d keys; want about %d", heavy, keys, keys*3/4)
 	}
 }

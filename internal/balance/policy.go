@@ -2,6 +2,7 @@ package balance
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,16 @@ type Policy interface {
 	Pick(candidates []*Backend) *Backend
 }
 
+// KeyPolicy is a Policy that picks by a key of the request (ip_hash,
+// hash): the same key reaches the same backend while that backend is a
+// candidate.
+type KeyPolicy interface {
+	Policy
+	PickKey(candidates []*Backend, key string) *Backend
+}
+
 // NewPolicy returns the policy with the given config name:
-// "round_robin" (or ""), "least_conn" or "random_two".
+// "round_robin" (or ""), "least_conn", "random_two", "ip_hash" or "hash".
 func NewPolicy(name string) (Policy, error) {
 	switch name {
 	case "", "round_robin":
@@ -23,6 +32,8 @@ func NewPolicy(name string) (Policy, error) {
 		return &LeastConn{}, nil
 	case "random_two":
 		return RandomTwo{}, nil
+	case "ip_hash", "hash":
+		return Rendezvous{}, nil
 	}
 	return nil, fmt.Errorf("balance: unknown policy %q", name)
 }
@@ -139,9 +150,60 @@ func (RandomTwo) Pick(candidates []*Backend) *Backend {
 	return a
 }
 
+// Rendezvous is weighted rendezvous (highest random weight) hashing: each
+// key goes to the backend with the highest score for (key, backend ID).
+// Adding or removing one of N backends moves only about 1/N of the keys,
+// and every herd node computes the same answer. With no key it picks at
+// random (a request lacking the header, say).
+type Rendezvous struct{}
+
+// Pick implements Policy: a random candidate.
+func (Rendezvous) Pick(candidates []*Backend) *Backend {
+	if len(candidates) == 0 {
+		return nil
+	}
+	return candidates[rand.IntN(len(candidates))]
+}
+
+// PickKey implements KeyPolicy.
+func (r Rendezvous) PickKey(candidates []*Backend, key string) *Backend {
+	if key == "" {
+		return r.Pick(candidates)
+	}
+	var best *Backend
+	bestScore := math.Inf(-1)
+	for _, b := range candidates {
+		// Weighted: score = -w / ln(u), u uniform in (0,1) from the hash.
+		u := (float64(hashKey(key, b.ID)>>11) + 0.5) / (1 << 53)
+		score := -float64(b.weight()) / math.Log(u)
+		if score > bestScore {
+			best, bestScore = b, score
+		}
+	}
+	return best
+}
+
+// hashKey is FNV-1a of key and id, finished with splitmix64 so that close
+// inputs land far apart. It is the same in every process.
+func hashKey(key, id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * 1099511628211
+	}
+	h = (h ^ 0xff) * 1099511628211
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint64(id[i])) * 1099511628211
+	}
+	h += 0x9e3779b97f4a7c15
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9
+	h = (h ^ (h >> 27)) * 0x94d049bb133111eb
+	return h ^ (h >> 31)
+}
+
 // Interface guards.
 var (
-	_ Policy = (*RoundRobin)(nil)
-	_ Policy = (*LeastConn)(nil)
-	_ Policy = RandomTwo{}
+	_ KeyPolicy = Rendezvous{}
+	_ Policy    = (*RoundRobin)(nil)
+	_ Policy    = (*LeastConn)(nil)
+	_ Policy    = RandomTwo{}
 )

@@ -71,14 +71,16 @@ func (p *Pool) changes() <-chan struct{} {
 	return p.changed
 }
 
-// Pick chooses a ready backend with policy, skipping the one in exclude (a
-// backend already tried; nil for none). Backends that passive health marked
-// down are skipped while any other is available; when all are down they are
-// used anyway, as NGINX does, rather than failing every request. If no backend
-// is ready, Pick waits for one until queueTimeout passes (ErrNoBackend) or ctx
-// ends (ctx's error). The backend is returned acquired: the caller must
-// Release it when the request is done.
-func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueTimeout time.Duration) (*Backend, error) {
+// Pick chooses a ready backend with policy (by key, for a KeyPolicy),
+// skipping the one in exclude (a backend already tried; nil for none).
+// Backends that passive health marked down, or at their max_conns, are
+// skipped; backups are used only when no other backend is available; when
+// every regular backend is down they are used anyway, as NGINX does, rather
+// than failing every request. If none can be picked, Pick waits until one
+// can, until queueTimeout passes (ErrNoBackend) or ctx ends (ctx's error).
+// The backend is returned acquired: the caller must Release it when the
+// request is done.
+func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, key string, queueTimeout time.Duration) (*Backend, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -87,7 +89,8 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueT
 	}()
 	for {
 		wake := p.changes() // taken before the snapshot, so no change is missed
-		if b := p.pickNow(policy, exclude); b != nil {
+		b, busy := p.pickNow(policy, exclude, key)
+		if b != nil {
 			// Acquire before checking draining, while Drain marks draining
 			// before checking in-flight: one of the two sees the other, so
 			// no request slips onto an instance that is being stopped.
@@ -101,7 +104,12 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueT
 		if timer == nil {
 			timer = time.NewTimer(queueTimeout)
 		}
+		var poll <-chan time.Time
+		if busy { // a slot frees up on a Release, which does not signal
+			poll = time.After(5 * time.Millisecond)
+		}
 		select {
+		case <-poll:
 		case <-wake:
 		case <-timer.C:
 			return nil, ErrNoBackend
@@ -111,38 +119,77 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, queueT
 	}
 }
 
-// pickNow picks without waiting; nil when there is no candidate.
-func (p *Pool) pickNow(policy Policy, exclude *Backend) *Backend {
+// pickNow picks without waiting. It returns nil when there is no
+// candidate, and busy when that is only because of max_conns.
+func (p *Pool) pickNow(policy Policy, exclude *Backend, key string) (b *Backend, busy bool) {
 	all := p.Backends()
 	if len(all) == 0 || (len(all) == 1 && all[0] == exclude) {
-		return nil
+		return nil, false
 	}
 	now := time.Now()
-	healthy := true
+	plain := true // the common case: every backend a healthy regular one
 	for _, b := range all {
-		if b == exclude || !b.Available(now) {
-			healthy = false
+		if b == exclude || b.Backup || b.MaxConns > 0 || !b.Available(now) {
+			plain = false
 			break
 		}
 	}
-	if healthy {
-		return policy.Pick(all) // common case: no copy
+	if plain {
+		return pickWith(policy, all, key), false // no copy
 	}
 	var buf [16]*Backend
-	candidates := buf[:0]
-	for _, b := range all {
-		if b != exclude && b.Available(now) {
-			candidates = append(candidates, b)
-		}
-	}
-	if len(candidates) == 0 { // all passively down: try them anyway
+	pick := func(ok func(*Backend) bool) *Backend {
+		candidates := buf[:0]
 		for _, b := range all {
-			if b != exclude {
+			if b != exclude && ok(b) {
+				if b.full() {
+					busy = true
+					continue
+				}
 				candidates = append(candidates, b)
 			}
 		}
+		return pickWith(policy, candidates, key)
+	}
+	if b := pick(func(b *Backend) bool { return !b.Backup && b.Available(now) }); b != nil {
+		return b, false
+	}
+	if b := pick(func(b *Backend) bool { return b.Backup && b.Available(now) }); b != nil {
+		return b, false
+	}
+	// Every regular backend is down: try them anyway.
+	return pick(func(b *Backend) bool { return !b.Backup }), busy
+}
+
+func pickWith(policy Policy, candidates []*Backend, key string) *Backend {
+	if len(candidates) == 0 {
+		return nil
+	}
+	if kp, ok := policy.(KeyPolicy); ok {
+		return kp.PickKey(candidates, key)
 	}
 	return policy.Pick(candidates)
+}
+
+// ByToken returns, acquired, the ready backend whose Token is token, if it
+// is available and below its max_conns; otherwise nil (pick normally then).
+func (p *Pool) ByToken(token string) *Backend {
+	now := time.Now()
+	for _, b := range p.Backends() {
+		if b.Token() != token {
+			continue
+		}
+		if !b.Available(now) || b.full() {
+			return nil
+		}
+		b.Acquire()
+		if b.draining.Load() {
+			b.Release()
+			return nil
+		}
+		return b
+	}
+	return nil
 }
 
 // Drain takes b out of the ready set and waits until its in-flight count

@@ -42,7 +42,7 @@
 //
 //	herd.yaml:5: apps.web.instances: "lots" is not a number; write a whole number like 3, or "max"
 //	herd.yaml:6: apps.web.kill_timout: unknown key "kill_timout"; did you mean "kill_timeout"?
-//	herd.yaml:9: routes.0.to: no app named "wbe"; did you mean "web"? (apps: web, api)
+//	herd.yaml:9: routes.0.to: no app or upstream named "wbe"; did you mean "web"? (apps and upstreams: web, api)
 //
 // A key that could not be decoded is not validated as well, so one mistake
 // is one line. Checks made elsewhere (a port in use, found when binding it)

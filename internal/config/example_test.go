@@ -21,7 +21,7 @@ routes:
 	// Output:
 	// herd.yaml:5: apps.web.instances: "lots" is not a number; write a whole number like 3, or "max"
 	// herd.yaml:6: apps.web.kill_timout: unknown key "kill_timout"; did you mean "kill_timeout"?
-	// herd.yaml:9: routes.0.to: no app named "wbe"; did you mean "web"? (apps: web)
+	// herd.yaml:9: routes.0.to: no app or upstream named "wbe"; did you mean "web"? (apps and upstreams: web)
 }
 
 // A check made outside this package, such as binding a port, reports its

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,7 +204,21 @@ func (c *Config) applyDefaults() {
 			a.Cwd = filepath.Join(base, a.Cwd)
 		}
 	}
+	for _, u := range c.Upstreams {
+		if u.MaxFails == 0 {
+			u.MaxFails = 1
+		}
+		setDefault(&u.FailTimeout, 10*time.Second)
+		for _, sv := range u.Servers {
+			if sv != nil && sv.Weight == 0 {
+				sv.Weight = 1
+			}
+		}
+	}
 	for _, r := range c.Routes {
+		if r.Sticky != nil && r.Sticky.Cookie == "" {
+			r.Sticky.Cookie = "herd_sticky"
+		}
 		if r.SecurityHeaders == nil {
 			on := true
 			r.SecurityHeaders = &on
@@ -273,7 +288,37 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		names = append(names, a.Name)
 		apps[a.Name] = true
 	}
-	if len(c.Apps) == 0 && checked("apps") {
+	for i, u := range c.Upstreams {
+		p := "upstreams." + u.Name
+		if apps[u.Name] {
+			add(p, "%q is also an app; give the upstream another name", u.Name)
+		}
+		apps[u.Name] = true
+		names = append(names, u.Name)
+		serving := 0
+		for j, sv := range u.Servers {
+			sp := fmt.Sprintf("%s.servers.%d", p, j)
+			if sv == nil {
+				continue
+			}
+			if _, err := upstreamHostPort(sv.URL); err != nil {
+				add(sp+".url", "%v", err)
+			}
+			if sv.Weight < 0 || sv.MaxConns < 0 {
+				add(sp, "weight and max_conns cannot be negative")
+			}
+			if !sv.Down && !sv.Backup {
+				serving++
+			}
+		}
+		if len(u.Servers) == 0 {
+			add(p, "no servers; add servers: [{url: http://127.0.0.1:9000}]")
+		} else if serving == 0 {
+			add(p+".servers", "every server is down or a backup, so none takes requests; make one a regular server")
+		}
+		_ = i
+	}
+	if len(c.Apps) == 0 && len(c.Upstreams) == 0 && checked("apps") {
 		ps = append(ps, Problem{File: c.File, Line: max(c.Line("apps"), 1), Path: "apps",
 			Msg: "no apps; add one, like apps: {web: {command: ./server, instances: 2}}"})
 	}
@@ -424,14 +469,36 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			if best := closest(r.To, names); best != "" {
 				hint = fmt.Sprintf("did you mean %q?", best)
 			}
-			add(p+".to", "no app named %q; %s (apps: %s)", r.To, hint, strings.Join(names, ", "))
+			add(p+".to", "no app or upstream named %q; %s (apps and upstreams: %s)", r.To, hint, strings.Join(names, ", "))
 		case shared[r.To]:
 			add(p+".to", "%s is a shared_socket app: clients reach it on its own listen:, not through herd's routes; remove this route or use mode: proxy", r.To)
 		}
 		switch r.Balance {
-		case RoundRobin, LeastConn, RandomTwo:
+		case RoundRobin, LeastConn, RandomTwo, IPHash, Hash:
 		default:
-			add(p+".balance", "unknown policy %q; write round_robin, least_conn or random_two", r.Balance)
+			add(p+".balance", "unknown policy %q; write round_robin, least_conn, random_two, ip_hash or hash", r.Balance)
+		}
+		if r.Balance == Hash && !validHashKey(r.HashKey) {
+			add(p+".hash_key", "balance: hash needs hash_key: header:NAME, cookie:NAME, query:NAME, path or ip (got %q)", r.HashKey)
+		}
+		if r.HashKey != "" && r.Balance != Hash {
+			add(p+".hash_key", "hash_key is only for balance: hash; remove it or set balance: hash")
+		}
+		if (r.Balance == Hash || r.Balance == IPHash) && r.Sticky != nil {
+			add(p+".sticky", "sticky and %s both pin clients; keep one", r.Balance)
+		}
+		if r.Balance == Hash || r.Balance == IPHash {
+			for _, u := range c.Upstreams {
+				if u.Name != r.To {
+					continue
+				}
+				for _, sv := range u.Servers {
+					if sv != nil && sv.Backup {
+						add(p+".balance", "%s with backup servers in upstream %s: hashing would skip backups or move keys when they join, as NGINX refuses too; remove backup or use another policy", r.Balance, u.Name)
+						break
+					}
+				}
+			}
 		}
 	}
 	return ps
@@ -503,6 +570,39 @@ func checkExecutable(prog, cwd string) string {
 		return fmt.Sprintf("%s is not executable; chmod +x it", prog)
 	}
 	return ""
+}
+
+func validHashKey(k string) bool {
+	if k == "path" || k == "ip" {
+		return true
+	}
+	kind, name, ok := strings.Cut(k, ":")
+	return ok && name != "" && (kind == "header" || kind == "cookie" || kind == "query")
+}
+
+// HostPort is the host:port a server's URL names.
+func (s *UpstreamServer) HostPort() string {
+	hp, _ := upstreamHostPort(s.URL)
+	return hp
+}
+
+// upstreamHostPort checks an upstream server URL and returns its host:port.
+func upstreamHostPort(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("%q is not a server URL; write one like http://127.0.0.1:9000", raw)
+	}
+	if u.Scheme == "https" {
+		return "", fmt.Errorf("%q: https upstreams are not supported yet; use http://", raw)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", fmt.Errorf("%q has a path; upstream URLs name a server only, like http://127.0.0.1:9000", raw)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return host, nil
 }
 
 // Argv is the command line an instance runs: the interpreter and its

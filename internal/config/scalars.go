@@ -155,16 +155,16 @@ func (p *Prefix) decodeNode(n *yaml.Node) error {
 func (b *Balance) decodeNode(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		switch v := Balance(n.Value); v {
-		case RoundRobin, LeastConn, RandomTwo:
+		case RoundRobin, LeastConn, RandomTwo, IPHash, Hash:
 			*b = v
 			return nil
 		}
 	}
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a policy name, got %s; write round_robin, least_conn or random_two", kindName(n))
+		return fmt.Errorf("want a policy name, got %s; write round_robin, least_conn, random_two, ip_hash or hash", kindName(n))
 	}
-	const all = "round_robin, least_conn or random_two"
-	if hint := suggest(n.Value, []string{string(RoundRobin), string(LeastConn), string(RandomTwo)}, ""); strings.HasPrefix(hint, "did you mean") {
+	const all = "round_robin, least_conn, random_two, ip_hash or hash"
+	if hint := suggest(n.Value, []string{string(RoundRobin), string(LeastConn), string(RandomTwo), string(IPHash), string(Hash)}, ""); strings.HasPrefix(hint, "did you mean") {
 		return fmt.Errorf("unknown policy %q; %s (write %s)", n.Value, hint, all)
 	}
 	return fmt.Errorf("unknown policy %q; write %s", n.Value, all)

@@ -25,6 +25,9 @@ type Config struct {
 	// Apps are the herd-managed apps by name, in file order. In YAML they are
 	// a mapping from name to app ("keyed": Name and Line come from the key).
 	Apps []*App `yaml:"apps,keyed" json:"apps"`
+	// Upstreams are servers herd does not run, by name, in file order; a
+	// route's to: names an app or an upstream.
+	Upstreams []*Upstream `yaml:"upstreams,keyed" json:"upstreams,omitempty"`
 	// Routes map request paths to apps, longest path prefix first.
 	Routes []*Route `yaml:"routes" json:"routes,omitempty"`
 	// Logs configure the files instance output is written to.
@@ -126,6 +129,9 @@ type App struct {
 	// EnvSets are the env_NAME: blocks; `herd up --env NAME` merges one over env.
 	EnvSets map[string]map[string]string `yaml:"env_,prefix" json:"env_sets,omitempty"`
 
+	// Weight of each instance for round_robin and least_conn. Default 1.
+	Weight int `yaml:"weight" json:"weight,omitempty"`
+
 	// Reload configures `herd reload` of this app.
 	Reload ReloadOptions `yaml:"reload" json:"reload,omitempty"`
 
@@ -174,6 +180,14 @@ type Server struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes" json:"max_header_bytes"`
 }
 
+// Sticky configures sticky sessions.
+type Sticky struct {
+	// Cookie is the cookie's name. Default "herd_sticky".
+	Cookie string `yaml:"cookie" json:"cookie"`
+	// MaxAge is the cookie's lifetime; 0 is a session cookie.
+	MaxAge Duration `yaml:"max_age" json:"max_age,omitempty"`
+}
+
 // HeaderRules edit a route's responses.
 type HeaderRules struct {
 	// Set replaces these headers.
@@ -191,16 +205,52 @@ type ReloadOptions struct {
 	Parallel int `yaml:"parallel" json:"parallel"`
 }
 
+// Upstream is a group of servers herd balances over but does not run,
+// like NGINX's upstream block.
+type Upstream struct {
+	Name string `yaml:"-" json:"name"`
+	Line int    `yaml:"-" json:"line"`
+
+	// Servers are the members. Required.
+	Servers []*UpstreamServer `yaml:"servers" json:"servers"`
+	// MaxFails and FailTimeout: passive health as for apps. Defaults 1 and 10s.
+	MaxFails    int      `yaml:"max_fails" json:"max_fails,omitempty"`
+	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
+}
+
+// UpstreamServer is one member of an upstream.
+type UpstreamServer struct {
+	Line int `yaml:"-" json:"line"`
+	// URL is http://host:port. Required.
+	URL string `yaml:"url" json:"url"`
+	// Weight biases round_robin and least_conn. Default 1.
+	Weight int `yaml:"weight" json:"weight,omitempty"`
+	// Backup servers get requests only while every other one is down.
+	Backup bool `yaml:"backup" json:"backup,omitempty"`
+	// Down keeps the server in the file but out of service.
+	Down bool `yaml:"down" json:"down,omitempty"`
+	// MaxConns bounds the requests in flight to it; 0 is no bound. Over it,
+	// requests wait for another server or a free slot (queue_timeout).
+	MaxConns int `yaml:"max_conns" json:"max_conns,omitempty"`
+}
+
 // Route sends requests whose path starts with Path to the app To.
 type Route struct {
 	Line int `yaml:"-" json:"line"`
 
 	// Path is a path prefix, "/" matching everything. Required; must start with "/".
 	Path string `yaml:"path" json:"path,omitempty"`
-	// To names an app under apps:. Required.
+	// To names an app under apps: or an upstream under upstreams:. Required.
 	To string `yaml:"to" json:"to,omitempty"`
-	// Balance is round_robin (smooth weighted, default), least_conn or random_two.
+	// Balance is round_robin (smooth weighted, default), least_conn,
+	// random_two, ip_hash or hash (consistent, on hash_key).
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
+	// HashKey is what balance: hash hashes: "header:NAME", "cookie:NAME",
+	// "query:NAME", "path" or "ip". Required with hash.
+	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`
+	// Sticky pins a client to the instance (or server) that first served it,
+	// with a cookie; the balance policy picks for clients without one.
+	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
 	// Headers edit the responses of this route (NGINX's add_header and friends).
 	Headers HeaderRules `yaml:"headers" json:"headers,omitempty"`
 	// SecurityHeaders adds X-Content-Type-Options: nosniff, X-Frame-Options:
@@ -232,6 +282,8 @@ const (
 	RoundRobin Balance = "round_robin"
 	LeastConn  Balance = "least_conn"
 	RandomTwo  Balance = "random_two"
+	IPHash     Balance = "ip_hash" // consistent hashing of the client address
+	Hash       Balance = "hash"    // consistent hashing of hash_key
 )
 
 // Args are arguments, written as a command line or a list; may be empty.

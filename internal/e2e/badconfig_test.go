@@ -50,7 +50,7 @@ func TestBadConfigRefusedBeforeStart(t *testing.T) {
 		{
 			name: "unknown to",
 			body: "apps:\n  web:\n    command: TESTAPP\nroutes:\n  - path: /\n    to: wbe\n",
-			want: []string{`herd.yaml:8: routes.0.to: no app named "wbe"; did you mean "web"?`},
+			want: []string{`herd.yaml:8: routes.0.to: no app or upstream named "wbe"; did you mean "web"?`},
 		},
 		{
 			name: "port in use",

@@ -35,6 +35,13 @@ type Route struct {
 	Policy balance.Policy
 	// QueueTimeout bounds the wait for a ready instance. Zero means 5s.
 	QueueTimeout time.Duration
+	// HashKey says what a KeyPolicy hashes: "ip" (also ip_hash's),
+	// "header:NAME", "cookie:NAME", "query:NAME" or "path".
+	HashKey string
+	// StickyCookie, if set, names the cookie that pins a client to the
+	// backend that first served it; StickyMaxAge is its lifetime (0: session).
+	StickyCookie string
+	StickyMaxAge time.Duration
 	// Headers edit the route's responses.
 	Headers HeaderRules
 	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -466,5 +467,83 @@ func TestAccessLog(t *testing.T) {
 	}
 	if res.StatusCode != 200 {
 		t.Errorf("status %d", res.StatusCode)
+	}
+}
+
+// named answers its name, to tell backends apart.
+func named(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+}
+
+func poolOf(t *testing.T, names ...string) *balance.Pool {
+	t.Helper()
+	pool := balance.NewPool("web", 1, time.Minute)
+	for i, n := range names {
+		srv := httptest.NewServer(named(n))
+		t.Cleanup(srv.Close)
+		pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://"), App: "web", Index: i, ID: "web/" + n})
+	}
+	return pool
+}
+
+func getBody(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestHashKey(t *testing.T) {
+	pool := poolOf(t, "a", "b", "c")
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: balance.Rendezvous{}, HashKey: "header:X-User"}}})
+	seen := map[string]string{}
+	spread := map[string]bool{}
+	for i := range 60 {
+		user := strconv.Itoa(i % 20)
+		req := mustReq(t, "GET", url+"/", nil)
+		req.Header.Set("X-User", user)
+		_, got := getBody(t, req)
+		if prev, ok := seen[user]; ok && prev != got {
+			t.Fatalf("user %s reached %s, then %s; want one backend per key", user, prev, got)
+		}
+		seen[user] = got
+		spread[got] = true
+	}
+	if len(spread) != 3 {
+		t.Errorf("20 users reached %v; want all three backends", spread)
+	}
+}
+
+func TestStickyCookie(t *testing.T) {
+	pool := poolOf(t, "a", "b", "c")
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, StickyCookie: "srv", StickyMaxAge: time.Hour}}})
+	res, first := getBody(t, mustReq(t, "GET", url+"/", nil))
+	cookies := res.Cookies()
+	if len(cookies) != 1 || cookies[0].Name != "srv" || cookies[0].MaxAge != 3600 || !cookies[0].HttpOnly {
+		t.Fatalf("Set-Cookie = %v; want srv with Max-Age 3600, HttpOnly", res.Header["Set-Cookie"])
+	}
+	for range 10 {
+		req := mustReq(t, "GET", url+"/", nil)
+		req.AddCookie(cookies[0])
+		res, got := getBody(t, req)
+		if got != first || len(res.Cookies()) != 0 {
+			t.Fatalf("with the cookie reached %s (Set-Cookie %v); want %s and no new cookie", got, res.Header["Set-Cookie"], first)
+		}
+	}
+	// When that backend leaves, the client goes elsewhere and gets a new cookie.
+	for _, b := range pool.Backends() {
+		if b.ID == "web/"+first {
+			pool.Remove(b)
+		}
+	}
+	req := mustReq(t, "GET", url+"/", nil)
+	req.AddCookie(cookies[0])
+	res, got := getBody(t, req)
+	if got == first || len(res.Cookies()) != 1 {
+		t.Errorf("after its backend left: reached %s with Set-Cookie %v; want another backend and a new cookie", got, res.Header["Set-Cookie"])
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,9 +50,22 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = &trackedBody{ReadCloser: req.Body}
 		req.Body = body
 	}
+	key := requestKey(req, t.route.HashKey)
 	var tried *balance.Backend
+	var stuck *balance.Backend // the backend the sticky cookie names, if usable
+	if name := t.route.StickyCookie; name != "" {
+		if c, err := req.Cookie(name); err == nil {
+			stuck = pool.ByToken(c.Value)
+		}
+	}
 	for {
-		b, err := pool.Pick(ctx, t.route.Policy, tried, t.route.QueueTimeout)
+		var b *balance.Backend
+		var err error
+		if stuck != nil && tried == nil {
+			b = stuck
+		} else {
+			b, err = pool.Pick(ctx, t.route.Policy, tried, key, t.route.QueueTimeout)
+		}
 		if err != nil {
 			if tried != nil && errors.Is(err, balance.ErrNoBackend) {
 				return nil, errNoRetryTarget
@@ -65,6 +79,9 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			rec.upstream, rec.upstreamTime = b.Addr, time.Since(start)
 		}
 		if err == nil {
+			if t.route.StickyCookie != "" && b != stuck {
+				res.Header.Add("Set-Cookie", stickyCookie(t.route, b))
+			}
 			res.Body = releaseOnClose(res, b)
 			return res, nil
 		}
@@ -166,3 +183,36 @@ type releaseRWBody struct {
 }
 
 func (r *releaseRWBody) Write(p []byte) (int, error) { return r.w.Write(p) }
+
+// requestKey extracts what a hashing policy hashes from the request.
+func requestKey(req *http.Request, spec string) string {
+	switch spec {
+	case "":
+		return ""
+	case "ip":
+		return remoteIP(req.RemoteAddr)
+	case "path":
+		return req.URL.Path
+	}
+	kind, name, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "header":
+		return req.Header.Get(name)
+	case "cookie":
+		if c, err := req.Cookie(name); err == nil {
+			return c.Value
+		}
+	case "query":
+		return req.URL.Query().Get(name)
+	}
+	return ""
+}
+
+// stickyCookie pins the client to b: its value is b's token, not its address.
+func stickyCookie(rt *Route, b *balance.Backend) string {
+	c := &http.Cookie{Name: rt.StickyCookie, Value: b.Token(), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if rt.StickyMaxAge > 0 {
+		c.MaxAge = int(rt.StickyMaxAge.Seconds())
+	}
+	return c.String()
+}

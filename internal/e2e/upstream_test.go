@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTestapp runs the test app outside herd, as an upstream server, and
+// returns its address and process.
+func startTestapp(t *testing.T, greeting string) (string, *exec.Cmd) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(testappBin, "--greeting", greeting)
+	cmd.Env = append(os.Environ(), "PORT="+strings.Split(addr, ":")[1])
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, 5*time.Second, "the upstream server "+greeting, func() bool {
+		c, err := netDial(addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr, cmd
+}
+
+func TestStaticUpstreams(t *testing.T) {
+	heavy, heavyCmd := startTestapp(t, "heavy")
+	light, lightCmd := startTestapp(t, "light")
+	spare, _ := startTestapp(t, "spare")
+	off, _ := startTestapp(t, "off")
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP
+upstreams:
+  legacy:
+    servers:
+      - {url: http://%s, weight: 3}
+      - {url: http://%s}
+      - {url: http://%s, backup: true}
+      - {url: http://%s, down: true}
+    fail_timeout: 30s
+routes:
+  - path: /
+    to: legacy
+  - path: /web
+    to: web
+`, heavy, light, spare, off))
+
+	greetings := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			var who whoAmI
+			if code := h.getJSON("http://"+h.public+"/", &who); code != 200 {
+				t.Fatalf("GET / = %d", code)
+			}
+			seen[who.Greeting]++
+		}
+		return seen
+	}
+	seen := greetings(80)
+	if seen["heavy"] != 60 || seen["light"] != 20 {
+		t.Errorf("weights 3:1 gave %v; want heavy 60, light 20, no backup, nothing to the down server", seen)
+	}
+	// With one primary gone, the other takes everything; the backup still waits.
+	lightCmd.Process.Signal(syscall.SIGKILL)
+	lightCmd.Wait()
+	seen = greetings(20)
+	if seen["heavy"] != 20 {
+		t.Errorf("light gone: %v; want every request on heavy, none failed", seen)
+	}
+	// With every primary gone, the backup serves.
+	heavyCmd.Process.Signal(syscall.SIGKILL)
+	heavyCmd.Wait()
+	seen = greetings(10)
+	if seen["spare"] != 10 {
+		t.Errorf("every primary gone: %v; want the backup to answer all", seen)
+	}
+}
