@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if r.Sticky != nil {
 			route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)
 		}
+		if c := r.Compress; c.Enabled {
+			route.Compress = &proxy.Compression{Level: c.Level, MinSize: int(c.MinSize), Types: c.Types, Zstd: c.Zstd != nil && *c.Zstd}
+		}
 		routes = append(routes, route)
 	}
 	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
@@ -172,9 +175,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer closeAccess()
-	handler := proxy.New(proxy.Options{
+	handler, err := proxy.New(proxy.Options{
 		Routes: routes, TrustedProxies: trusted, Log: log, Observe: metrics.ObserveRequest, AccessLog: access,
 	})
+	if err != nil {
+		public.Close()
+		adminLn.Close()
+		controlLn.Close()
+		return err
+	}
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	publicSrv := &http.Server{

@@ -25,6 +25,7 @@ var (
 	_ nodeDecoder = (*Mode)(nil)
 	_ nodeDecoder = (*Size)(nil)
 	_ nodeDecoder = (*WatchPaths)(nil)
+	_ nodeDecoder = (*Compress)(nil)
 	_ nodeDecoder = (*Instances)(nil)
 	_ nodeDecoder = (*Duration)(nil)
 	_ nodeDecoder = (*Signal)(nil)

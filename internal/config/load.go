@@ -226,6 +226,18 @@ func (c *Config) applyDefaults() {
 		if r.MaxBody == 0 {
 			r.MaxBody = 10 << 20
 		}
+		if r.Compress.Enabled {
+			if r.Compress.Level == 0 {
+				r.Compress.Level = 5
+			}
+			if r.Compress.MinSize == 0 {
+				r.Compress.MinSize = 1 << 10
+			}
+			if r.Compress.Zstd == nil {
+				on := true
+				r.Compress.Zstd = &on
+			}
+		}
 		if r.Balance == "" {
 			r.Balance = RoundRobin
 		}

@@ -314,3 +314,43 @@ func (w *WatchPaths) decodeNode(n *yaml.Node) error {
 	*w = paths
 	return nil
 }
+
+// decodeNode reads `compress: true|false` or a mapping of its options.
+func (c *Compress) decodeNode(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		c.Enabled = n.Value == "true"
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("want true, false or options like {level: 5, min_size: 1K}, got %s", kindName(n))
+	}
+	c.Enabled = true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i].Value, resolve(n.Content[i+1])
+		var err error
+		switch k {
+		case "level":
+			c.Level, err = strconv.Atoi(v.Value)
+			if err != nil || c.Level < 1 || c.Level > 9 {
+				return fmt.Errorf("compress.level %q: write a whole number from 1 (fast) to 9 (small)", v.Value)
+			}
+		case "min_size":
+			if c.MinSize, err = ParseSize(v.Value); err != nil {
+				return err
+			}
+		case "types":
+			if c.Types, err = words(v); err != nil || v.Kind != yaml.SequenceNode {
+				return fmt.Errorf("compress.types: write a list like [text/html, application/json]")
+			}
+		case "zstd":
+			on := v.Value == "true"
+			if v.Tag != "!!bool" {
+				return fmt.Errorf("compress.zstd %q: write true or false", v.Value)
+			}
+			c.Zstd = &on
+		default:
+			return fmt.Errorf("unknown compress option %q; write level, min_size, types or zstd", k)
+		}
+	}
+	return nil
+}

@@ -180,6 +180,22 @@ type Server struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes" json:"max_header_bytes"`
 }
 
+// Compress configures response compression (klauspost/compress gzhttp).
+// Responses already encoded, partial (Range), or below MinSize are sent as
+// they are, and a request with X-No-Compression is never compressed.
+type Compress struct {
+	Enabled bool `yaml:"-" json:"enabled"`
+	// Level is the gzip level, 1 (fast) to 9 (small). Default 5.
+	Level int `yaml:"level" json:"level,omitempty"`
+	// MinSize: smaller responses are not worth it. Default 1K, as in the seed.
+	MinSize Size `yaml:"min_size" json:"min_size,omitempty"`
+	// Types are the content types to compress, "text/*" style prefixes
+	// allowed. Default: gzhttp's list (text, JSON, JavaScript, XML, SVG…).
+	Types []string `yaml:"types" json:"types,omitempty"`
+	// Zstd offers zstd to clients that accept it, preferred over gzip. Default true.
+	Zstd *bool `yaml:"zstd" json:"zstd,omitempty"`
+}
+
 // Sticky configures sticky sessions.
 type Sticky struct {
 	// Cookie is the cookie's name. Default "herd_sticky".
@@ -251,6 +267,9 @@ type Route struct {
 	// Sticky pins a client to the instance (or server) that first served it,
 	// with a cookie; the balance policy picks for clients without one.
 	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
+	// Compress gzip- or zstd-compresses responses for clients that accept
+	// it: `compress: true`, or {level, min_size, types, zstd}. Default off.
+	Compress Compress `yaml:"compress" json:"compress,omitempty"`
 	// Headers edit the responses of this route (NGINX's add_header and friends).
 	Headers HeaderRules `yaml:"headers" json:"headers,omitempty"`
 	// SecurityHeaders adds X-Content-Type-Options: nosniff, X-Frame-Options:

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzhttp"
+
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 )
@@ -42,10 +44,37 @@ type Route struct {
 	// backend that first served it; StickyMaxAge is its lifetime (0: session).
 	StickyCookie string
 	StickyMaxAge time.Duration
+	// Compress, if set, compresses responses (see Compression).
+	Compress *Compression
 	// Headers edit the route's responses.
 	Headers HeaderRules
 	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.
 	MaxBody int64
+}
+
+// Compression configures gzip/zstd of a route's responses.
+type Compression struct {
+	Level   int      // gzip level 1–9
+	MinSize int      // bytes; smaller responses go as they are
+	Types   []string // content types; nil: gzhttp's defaults
+	Zstd    bool     // offer zstd too
+}
+
+// wrap returns h compressing per c (klauspost/compress gzhttp). gzhttp sends
+// encoded and partial (Content-Range) responses as they are.
+func (c *Compression) wrap(h http.Handler) (http.Handler, error) {
+	// gzhttp's option type is unexported, so the two calls are spelt out.
+	var wrapper func(http.Handler) http.HandlerFunc
+	var err error
+	if len(c.Types) > 0 {
+		wrapper, err = gzhttp.NewWrapper(gzhttp.CompressionLevel(c.Level), gzhttp.MinSize(c.MinSize), gzhttp.EnableZstd(c.Zstd), gzhttp.ContentTypes(c.Types))
+	} else {
+		wrapper, err = gzhttp.NewWrapper(gzhttp.CompressionLevel(c.Level), gzhttp.MinSize(c.MinSize), gzhttp.EnableZstd(c.Zstd))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("proxy: compression: %w", err)
+	}
+	return wrapper(h), nil
 }
 
 // HeaderRules edit responses on their way to the client.
@@ -114,12 +143,13 @@ type Handler struct {
 
 type route struct {
 	Route
-	proxy *httputil.ReverseProxy
+	proxy      *httputil.ReverseProxy
+	compressed http.Handler // proxy behind gzhttp, when Compress is set
 }
 
 // New returns a Handler for opts. Routes to the same pool share one
 // connection pool to its instances.
-func New(opts Options) *Handler {
+func New(opts Options) (*Handler, error) {
 	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe, accessLog: opts.AccessLog}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -148,10 +178,17 @@ func New(opts Options) *Handler {
 			ModifyResponse: modifyResponse(&rt.Route),
 			ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		}
+		if r.Compress != nil {
+			c, err := r.Compress.wrap(rt.proxy)
+			if err != nil {
+				return nil, err
+			}
+			rt.compressed = c
+		}
 		h.routes = append(h.routes, rt)
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].Path) > len(h.routes[j].Path) })
-	return h
+	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -178,6 +215,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.accessLog != nil {
 		// The transport notes the instance and its time on the recorder.
 		r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
+	}
+	// X-No-Compression opts out, as in the seed; upgrades are never wrapped.
+	if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" && r.Header.Get("Upgrade") == "" {
+		rt.compressed.ServeHTTP(rec, r)
+		return
 	}
 	rt.proxy.ServeHTTP(rec, r)
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -33,7 +34,11 @@ func setup(t *testing.T, opts Options, handlers ...http.Handler) (string, *balan
 	if opts.Routes == nil {
 		opts.Routes = []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, QueueTimeout: 200 * time.Millisecond}}
 	}
-	front := httptest.NewServer(New(opts))
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
 	t.Cleanup(front.Close)
 	return front.URL, pool
 }
@@ -545,5 +550,81 @@ func TestStickyCookie(t *testing.T) {
 	res, got := getBody(t, req)
 	if got == first || len(res.Cookies()) != 1 {
 		t.Errorf("after its backend left: reached %s with Set-Cookie %v; want another backend and a new cookie", got, res.Header["Set-Cookie"])
+	}
+}
+
+func TestCompression(t *testing.T) {
+	big := strings.Repeat(`{"name":"herd","ok":true},`, 100) // 2.6 KB of JSON
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"ok":true}`)
+		case "/encoded":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, big)
+		case "/range":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Range", "bytes 0-2599/9999")
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, big)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, big)
+		}
+	})
+	pool := balance.NewPool("web", 1, time.Minute)
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
+		Compress: &Compression{Level: 5, MinSize: 1024, Zstd: true}}}})
+	// A transport that does not decompress, to see the wire.
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	get := func(path, accept string, hdr ...string) (*http.Response, []byte) {
+		req := mustReq(t, "GET", url+path, nil)
+		req.Header.Set("Accept-Encoding", accept)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res, body
+	}
+	tests := []struct {
+		name, path, accept string
+		hdr                []string
+		wantEncoding       string
+	}{
+		{"gzip", "/", "gzip", nil, "gzip"},
+		{"zstd preferred", "/", "gzip, zstd", nil, "zstd"},
+		{"client accepts none", "/", "identity", nil, ""},
+		{"below min_size", "/small", "gzip", nil, ""},
+		{"opted out with X-No-Compression", "/", "gzip", []string{"X-No-Compression", "1"}, ""},
+		{"already encoded", "/encoded", "gzip", nil, "br"},
+		{"ranged", "/range", "gzip", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := get(tc.path, tc.accept, tc.hdr...)
+			if got := res.Header.Get("Content-Encoding"); got != tc.wantEncoding {
+				t.Fatalf("Content-Encoding = %q; want %q", got, tc.wantEncoding)
+			}
+			if tc.wantEncoding == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				plain, _ := io.ReadAll(zr)
+				if string(plain) != big || len(body) >= len(big) {
+					t.Errorf("gzip body: %d bytes decoding to %d; want a smaller encoding of the %d bytes", len(body), len(plain), len(big))
+				}
+			}
+		})
 	}
 }
