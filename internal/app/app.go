@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,6 +158,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		if r.Sticky != nil {
 			route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)
+		}
+		route.Retry = retryPolicy(r.Retry)
+		for _, a := range cfg.Apps {
+			if a.Name == r.To {
+				route.Transport = transportOptions(a.Proxy)
+			}
+		}
+		for _, u := range cfg.Upstreams {
+			if u.Name == r.To {
+				route.Transport = transportOptions(u.Proxy)
+			}
 		}
 		if c := r.Compress; c.Enabled {
 			route.Compress = &proxy.Compression{Level: c.Level, MinSize: int(c.MinSize), Types: c.Types, Zstd: c.Zstd != nil && *c.Zstd}
@@ -316,6 +328,31 @@ func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
 		return nil, nil, problems
 	}
 	return public, adminLn, nil
+}
+
+func transportOptions(o config.ProxyOptions) proxy.TransportOptions {
+	return proxy.TransportOptions{
+		ConnectTimeout: time.Duration(o.ConnectTimeout), ReadTimeout: time.Duration(o.ReadTimeout),
+		SendTimeout: time.Duration(o.SendTimeout), Keepalive: o.Keepalive, KeepaliveTimeout: time.Duration(o.KeepaliveTimeout),
+	}
+}
+
+func retryPolicy(r config.Retry) proxy.RetryPolicy {
+	p := proxy.RetryPolicy{Tries: r.Tries, Timeout: time.Duration(r.Timeout), NonIdempotent: r.NonIdempotent}
+	for _, on := range r.On {
+		switch on {
+		case "off":
+			p.Tries = 1
+		case "error":
+			p.OnError = true
+		case "timeout":
+			p.OnTimeout = true
+		default: // http_502 and friends; Validate checked the names
+			code, _ := strconv.Atoi(strings.TrimPrefix(on, "http_"))
+			p.OnStatus = append(p.OnStatus, code)
+		}
+	}
+	return p
 }
 
 // headerRules is a route's header config, with the security defaults unless

@@ -136,7 +136,7 @@ func TestPoolPickExcludesTriedAndDownBackends(t *testing.T) {
 		p.Add(b)
 	}
 	for range 10 {
-		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", time.Second)
+		got, _ := p.Pick(context.Background(), &RoundRobin{}, []*Backend{bs[0]}, "", time.Second)
 		if got == bs[0] {
 			t.Fatal("picked the excluded backend")
 		}
@@ -146,20 +146,20 @@ func TestPoolPickExcludesTriedAndDownBackends(t *testing.T) {
 		t.Fatal("Fail with max_fails 1 did not mark the backend down")
 	}
 	for range 10 {
-		got, _ := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", time.Second)
+		got, _ := p.Pick(context.Background(), &RoundRobin{}, []*Backend{bs[0]}, "", time.Second)
 		if got != bs[2] {
 			t.Fatalf("got %s; want c, the only one neither excluded nor down", got.Addr)
 		}
 	}
 	// When every candidate is down, they are used anyway rather than failing.
 	bs[2].Fail(now, 1, time.Minute)
-	if got, err := p.Pick(context.Background(), &RoundRobin{}, bs[0], "", 10*time.Millisecond); err != nil || got == bs[0] {
+	if got, err := p.Pick(context.Background(), &RoundRobin{}, []*Backend{bs[0]}, "", 10*time.Millisecond); err != nil || got == bs[0] {
 		t.Errorf("all down: got %v, %v; want a down backend other than the excluded one", got, err)
 	}
 	// Excluding the only backend means waiting, then ErrNoBackend.
 	single := NewPool("one", 1, time.Minute)
 	single.Add(bs[0])
-	if _, err := single.Pick(context.Background(), &RoundRobin{}, bs[0], "", 10*time.Millisecond); !errors.Is(err, ErrNoBackend) {
+	if _, err := single.Pick(context.Background(), &RoundRobin{}, []*Backend{bs[0]}, "", 10*time.Millisecond); !errors.Is(err, ErrNoBackend) {
 		t.Errorf("only backend excluded: err = %v; want ErrNoBackend", err)
 	}
 }

@@ -72,7 +72,7 @@ func (p *Pool) changes() <-chan struct{} {
 }
 
 // Pick chooses a ready backend with policy (by key, for a KeyPolicy),
-// skipping the one in exclude (a backend already tried; nil for none).
+// skipping those in exclude (backends already tried).
 // Backends that passive health marked down, or at their max_conns, are
 // skipped; backups are used only when no other backend is available; when
 // every regular backend is down they are used anyway, as NGINX does, rather
@@ -80,7 +80,7 @@ func (p *Pool) changes() <-chan struct{} {
 // can, until queueTimeout passes (ErrNoBackend) or ctx ends (ctx's error).
 // The backend is returned acquired: the caller must Release it when the
 // request is done.
-func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, key string, queueTimeout time.Duration) (*Backend, error) {
+func (p *Pool) Pick(ctx context.Context, policy Policy, exclude []*Backend, key string, queueTimeout time.Duration) (*Backend, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -121,15 +121,15 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude *Backend, key st
 
 // pickNow picks without waiting. It returns nil when there is no
 // candidate, and busy when that is only because of max_conns.
-func (p *Pool) pickNow(policy Policy, exclude *Backend, key string) (b *Backend, busy bool) {
+func (p *Pool) pickNow(policy Policy, exclude []*Backend, key string) (b *Backend, busy bool) {
 	all := p.Backends()
-	if len(all) == 0 || (len(all) == 1 && all[0] == exclude) {
+	if len(all) == 0 {
 		return nil, false
 	}
 	now := time.Now()
 	plain := true // the common case: every backend a healthy regular one
 	for _, b := range all {
-		if b == exclude || b.Backup || b.MaxConns > 0 || !b.Available(now) {
+		if b.Backup || b.MaxConns > 0 || !b.Available(now) || slices.Contains(exclude, b) {
 			plain = false
 			break
 		}
@@ -141,7 +141,7 @@ func (p *Pool) pickNow(policy Policy, exclude *Backend, key string) (b *Backend,
 	pick := func(ok func(*Backend) bool) *Backend {
 		candidates := buf[:0]
 		for _, b := range all {
-			if b != exclude && ok(b) {
+			if ok(b) && !slices.Contains(exclude, b) {
 				if b.full() {
 					busy = true
 					continue

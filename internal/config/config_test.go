@@ -22,6 +22,7 @@ func TestLoadFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	on := true // the default of security_headers
+	defaultRetry := Retry{On: []string{"error", "timeout"}, Tries: 2}
 	dir, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +60,8 @@ func TestLoadFull(t *testing.T) {
 		{"api.command (a list)", api.Command, Command{"sh", "-c", "exit 0"}},
 		{"api.instances max", api.Instances, Instances(runtime.NumCPU())},
 		{"api.ready", api.Ready, Ready{Notify: true}},
-		{"routes.0", *c.Routes[0], Route{Line: 27, Path: "/api", To: "api", Balance: RandomTwo, QueueTimeout: Duration(2 * time.Second), SecurityHeaders: &on, MaxBody: 10 << 20}},
-		{"routes.1 defaults", *c.Routes[1], Route{Line: 31, Path: "/", To: "web", Balance: RoundRobin, QueueTimeout: Duration(5 * time.Second), SecurityHeaders: &on, MaxBody: 10 << 20}},
+		{"routes.0", *c.Routes[0], Route{Line: 27, Path: "/api", To: "api", Balance: RandomTwo, QueueTimeout: Duration(2 * time.Second), SecurityHeaders: &on, MaxBody: 10 << 20, Retry: defaultRetry}},
+		{"routes.1 defaults", *c.Routes[1], Route{Line: 31, Path: "/", To: "web", Balance: RoundRobin, QueueTimeout: Duration(5 * time.Second), SecurityHeaders: &on, MaxBody: 10 << 20, Retry: defaultRetry}},
 		{"Line(apps.web.instances)", c.Line("apps.web.instances"), 9},
 		{"Line(apps.web)", c.Line("apps.web"), 5},
 		{"Line(apps.web.env.WORKERS)", c.Line("apps.web.env.WORKERS"), 8},

@@ -204,7 +204,11 @@ func (c *Config) applyDefaults() {
 			a.Cwd = filepath.Join(base, a.Cwd)
 		}
 	}
+	for _, a := range c.Apps {
+		a.Proxy.applyDefaults()
+	}
 	for _, u := range c.Upstreams {
+		u.Proxy.applyDefaults()
 		if u.MaxFails == 0 {
 			u.MaxFails = 1
 		}
@@ -226,6 +230,12 @@ func (c *Config) applyDefaults() {
 		if r.MaxBody == 0 {
 			r.MaxBody = 10 << 20
 		}
+		if r.Retry.On == nil {
+			r.Retry.On = []string{"error", "timeout"}
+		}
+		if r.Retry.Tries == 0 {
+			r.Retry.Tries = 2
+		}
 		if r.Compress.Enabled {
 			if r.Compress.Level == 0 {
 				r.Compress.Level = 5
@@ -242,6 +252,16 @@ func (c *Config) applyDefaults() {
 			r.Balance = RoundRobin
 		}
 		setDefault(&r.QueueTimeout, 5*time.Second)
+	}
+}
+
+func (o *ProxyOptions) applyDefaults() {
+	setDefault(&o.ConnectTimeout, 3*time.Second)
+	setDefault(&o.ReadTimeout, 60*time.Second)
+	setDefault(&o.SendTimeout, 60*time.Second)
+	setDefault(&o.KeepaliveTimeout, 4*time.Second)
+	if o.Keepalive == 0 {
+		o.Keepalive = 256
 	}
 }
 
@@ -489,6 +509,20 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		case RoundRobin, LeastConn, RandomTwo, IPHash, Hash:
 		default:
 			add(p+".balance", "unknown policy %q; write round_robin, least_conn, random_two, ip_hash or hash", r.Balance)
+		}
+		for _, on := range r.Retry.On {
+			switch on {
+			case "error", "timeout", "http_502", "http_503", "http_504", "http_429":
+			case "off":
+				if len(r.Retry.On) > 1 {
+					add(p+".retry.on", "off cannot go with other conditions; write [off] alone")
+				}
+			default:
+				add(p+".retry.on", "unknown condition %q; write error, timeout, http_502, http_503, http_504, http_429 or off", on)
+			}
+		}
+		if r.Retry.Tries < 0 {
+			add(p+".retry.tries", "%d is negative; write 1 (no retry) or more", r.Retry.Tries)
 		}
 		if r.Balance == Hash && !validHashKey(r.HashKey) {
 			add(p+".hash_key", "balance: hash needs hash_key: header:NAME, cookie:NAME, query:NAME, path or ip (got %q)", r.HashKey)

@@ -129,6 +129,8 @@ type App struct {
 	// EnvSets are the env_NAME: blocks; `herd up --env NAME` merges one over env.
 	EnvSets map[string]map[string]string `yaml:"env_,prefix" json:"env_sets,omitempty"`
 
+	// Proxy tunes herd's connections to the instances.
+	Proxy ProxyOptions `yaml:"proxy" json:"proxy"`
 	// Weight of each instance for round_robin and least_conn. Default 1.
 	Weight int `yaml:"weight" json:"weight,omitempty"`
 
@@ -232,6 +234,43 @@ type Upstream struct {
 	// MaxFails and FailTimeout: passive health as for apps. Defaults 1 and 10s.
 	MaxFails    int      `yaml:"max_fails" json:"max_fails,omitempty"`
 	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
+	// Proxy tunes herd's connections to the servers.
+	Proxy ProxyOptions `yaml:"proxy" json:"proxy"`
+}
+
+// ProxyOptions tune the connections herd keeps to an app's instances or an
+// upstream's servers (NGINX's proxy_*_timeout and keepalive).
+type ProxyOptions struct {
+	// ConnectTimeout bounds connecting. Default 3s.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// ReadTimeout bounds the wait between two reads of a response (not the
+	// whole response), like NGINX's proxy_read_timeout. Default 60s.
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// SendTimeout bounds the wait between two writes of a request. Default 60s.
+	SendTimeout Duration `yaml:"send_timeout" json:"send_timeout"`
+	// Keepalive idle connections are kept per instance or server. Default 256.
+	Keepalive int `yaml:"keepalive" json:"keepalive"`
+	// KeepaliveTimeout closes an idle connection; keep it below the
+	// backend's own (Node's is 5s). Default 4s.
+	KeepaliveTimeout Duration `yaml:"keepalive_timeout" json:"keepalive_timeout"`
+}
+
+// Retry says when a failed request is tried on another instance, like
+// NGINX's proxy_next_upstream. Nothing is retried once a byte reached the
+// client or the request body was read.
+type Retry struct {
+	// On lists the conditions: error (connection refused or reset before
+	// a response), timeout, http_502, http_503, http_504, http_429; or just
+	// off. A refused connection is always retried. Default [error, timeout].
+	On []string `yaml:"on" json:"on"`
+	// Tries is how many instances a request may try in all. Default 2.
+	Tries int `yaml:"tries" json:"tries"`
+	// Timeout bounds the time spent trying; 0 is no bound (NGINX's
+	// proxy_next_upstream_timeout).
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// NonIdempotent lets POST and PATCH be retried too, after a reset,
+	// timeout or status (a refused connection always may be).
+	NonIdempotent bool `yaml:"non_idempotent" json:"non_idempotent,omitempty"`
 }
 
 // UpstreamServer is one member of an upstream.
@@ -261,6 +300,8 @@ type Route struct {
 	// Balance is round_robin (smooth weighted, default), least_conn,
 	// random_two, ip_hash or hash (consistent, on hash_key).
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
+	// Retry says when to try another instance.
+	Retry Retry `yaml:"retry" json:"retry"`
 	// HashKey is what balance: hash hashes: "header:NAME", "cookie:NAME",
 	// "query:NAME", "path" or "ip". Required with hash.
 	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`

@@ -44,6 +44,11 @@ type Route struct {
 	// backend that first served it; StickyMaxAge is its lifetime (0: session).
 	StickyCookie string
 	StickyMaxAge time.Duration
+	// Retry says when to try another instance.
+	Retry RetryPolicy
+	// Transport tunes the connections to Pool; the first route of a pool
+	// sets it for all of them.
+	Transport TransportOptions
 	// Compress, if set, compresses responses (see Compression).
 	Compress *Compression
 	// Headers edit the route's responses.
@@ -161,7 +166,7 @@ func New(opts Options) (*Handler, error) {
 		}
 		base, ok := transports[r.Pool]
 		if !ok {
-			base = newTransport()
+			base = newTransport(r.Transport)
 			transports[r.Pool] = base
 		}
 		rt := &route{Route: r}

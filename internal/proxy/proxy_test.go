@@ -628,3 +628,86 @@ func TestCompression(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryPolicy(t *testing.T) {
+	var calls atomic.Int64
+	unavailable := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "busy")
+	})
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, "ok")
+	})
+	mkPool := func(handlers ...http.Handler) *balance.Pool {
+		pool := balance.NewPool("web", 1, time.Minute)
+		for i, h := range handlers {
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://"), ID: strconv.Itoa(i)})
+		}
+		return pool
+	}
+	tests := []struct {
+		name      string
+		method    string
+		policy    RetryPolicy
+		handlers  []http.Handler
+		wantCode  int
+		wantCalls int64
+	}{
+		{"503 retried when asked", "GET", RetryPolicy{Tries: 2, OnStatus: []int{503}}, []http.Handler{unavailable, ok}, 200, 2},
+		{"503 passed on by default", "GET", RetryPolicy{}, []http.Handler{unavailable, unavailable}, 503, 1},
+		{"tries bound the attempts", "GET", RetryPolicy{Tries: 3, OnStatus: []int{503}}, []http.Handler{unavailable, unavailable, unavailable, ok}, 0, 3},
+		{"POST not retried on status", "POST", RetryPolicy{Tries: 2, OnStatus: []int{503}}, []http.Handler{unavailable, unavailable}, 503, 1},
+		{"POST retried with non_idempotent", "POST", RetryPolicy{Tries: 2, OnStatus: []int{503}, NonIdempotent: true}, []http.Handler{unavailable, ok}, 200, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls.Store(0)
+			pool := mkPool(tc.handlers...)
+			// Round robin from a fixed start makes the order known.
+			url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, Retry: tc.policy}}})
+			res, _ := getBody(t, mustReq(t, tc.method, url+"/", nil))
+			if tc.wantCode != 0 && res.StatusCode != tc.wantCode {
+				t.Errorf("status %d; want %d", res.StatusCode, tc.wantCode)
+			}
+			if calls.Load() != tc.wantCalls {
+				t.Errorf("%d instances tried; want %d", calls.Load(), tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestReadTimeoutBetweenReads(t *testing.T) {
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/trickle" { // a byte every 100ms: never 300ms between reads
+			for range 5 {
+				io.WriteString(w, "x")
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+			return
+		}
+		time.Sleep(time.Second)
+	})
+	pool := balance.NewPool("web", 1, time.Minute)
+	srv := httptest.NewServer(slow)
+	t.Cleanup(srv.Close)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
+		Transport: TransportOptions{ReadTimeout: 300 * time.Millisecond}, Retry: RetryPolicy{Tries: 1}}}})
+	start := time.Now()
+	res, body := doJSON(t, mustReq(t, "GET", url+"/", nil))
+	if res.StatusCode != 504 || body["app"] != "web" {
+		t.Errorf("silent instance: %d %v; want 504 JSON", res.StatusCode, body)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("answered after %s; want about the 300ms read timeout", took)
+	}
+	res, got := getBody(t, mustReq(t, "GET", url+"/trickle", nil))
+	if res.StatusCode != 200 || got != "xxxxx" {
+		t.Errorf("trickling instance: %d %q; want the whole body (the timeout is between reads)", res.StatusCode, got)
+	}
+}

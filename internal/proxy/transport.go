@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,23 +16,74 @@ import (
 	"github.com/herdhq/herd/internal/balance"
 )
 
+// TransportOptions tune the connections to one pool. Zero fields take the
+// defaults in brackets.
+type TransportOptions struct {
+	ConnectTimeout   time.Duration // [3s]
+	ReadTimeout      time.Duration // between two reads of a response; [none]
+	SendTimeout      time.Duration // between two writes of a request; [none]
+	Keepalive        int           // idle connections per instance [256]
+	KeepaliveTimeout time.Duration // [4s], below Node's 5 s keep-alive
+}
+
 // newTransport returns the connection pool to one app's instances.
-func newTransport() *http.Transport {
+func newTransport(o TransportOptions) *http.Transport {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 3 * time.Second
+	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = 256
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 4 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if o.ReadTimeout > 0 || o.SendTimeout > 0 {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &deadlineConn{Conn: c, read: o.ReadTimeout, send: o.SendTimeout}, nil
+		}
+	}
 	return &http.Transport{
 		Proxy:       nil, // never through an environment proxy: instances are local
-		DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: dial,
 		// Sized for concurrency, not Go's default of 2 per host, which
 		// exhausts ephemeral ports under load.
 		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: 1024,
-		// Below Node's 5 s keep-alive, so herd never reuses a connection
+		MaxIdleConnsPerHost: o.Keepalive,
+		// Below the backend's keep-alive, so herd never reuses a connection
 		// that the instance is closing.
-		IdleConnTimeout:       4 * time.Second,
+		IdleConnTimeout:       o.KeepaliveTimeout,
 		DisableCompression:    true, // pass Accept-Encoding through untouched
 		ExpectContinueTimeout: time.Second,
 		ReadBufferSize:        16 << 10,
 		WriteBufferSize:       16 << 10,
 	}
+}
+
+// deadlineConn bounds each read and each write, not the whole exchange,
+// as NGINX's proxy_read_timeout and proxy_send_timeout do.
+type deadlineConn struct {
+	net.Conn
+	read, send time.Duration
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.read > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.read))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if c.send > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.send))
+	}
+	return c.Conn.Write(p)
 }
 
 // pickTransport chooses an instance for each request and counts it in flight
@@ -45,29 +98,31 @@ type pickTransport struct {
 func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	pool := t.route.Pool
+	retry := t.route.Retry.withDefaults()
 	var body *trackedBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &trackedBody{ReadCloser: req.Body}
 		req.Body = body
 	}
 	key := requestKey(req, t.route.HashKey)
-	var tried *balance.Backend
+	var tried []*balance.Backend
 	var stuck *balance.Backend // the backend the sticky cookie names, if usable
 	if name := t.route.StickyCookie; name != "" {
 		if c, err := req.Cookie(name); err == nil {
 			stuck = pool.ByToken(c.Value)
 		}
 	}
-	for {
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
 		var b *balance.Backend
 		var err error
-		if stuck != nil && tried == nil {
+		if stuck != nil && attempt == 1 {
 			b = stuck
 		} else {
 			b, err = pool.Pick(ctx, t.route.Policy, tried, key, t.route.QueueTimeout)
 		}
 		if err != nil {
-			if tried != nil && errors.Is(err, balance.ErrNoBackend) {
+			if len(tried) > 0 && errors.Is(err, balance.ErrNoBackend) {
 				return nil, errNoRetryTarget
 			}
 			return nil, err
@@ -78,7 +133,17 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if rec, ok := ctx.Value(recorderKey{}).(*recorder); ok {
 			rec.upstream, rec.upstreamTime = b.Addr, time.Since(start)
 		}
+		more := attempt < retry.Tries && (retry.Timeout <= 0 || time.Since(first) < retry.Timeout) &&
+			(body == nil || !body.read.Load())
 		if err == nil {
+			if more && retry.onStatus(res.StatusCode) && (idempotent(req) || retry.NonIdempotent) {
+				// NGINX's proxy_next_upstream http_5xx: nothing reached the client yet.
+				_, _ = io.CopyN(io.Discard, res.Body, 64<<10)
+				res.Body.Close()
+				b.Release()
+				tried = append(tried, b)
+				continue
+			}
 			if t.route.StickyCookie != "" && b != stuck {
 				res.Header.Add("Set-Cookie", stickyCookie(t.route, b))
 			}
@@ -92,40 +157,61 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if isConnectError(err) || isTimeout(err) {
 			b.Fail(time.Now(), pool.MaxFails, pool.FailTimeout)
 		}
-		if tried != nil || !retryable(req, body, err) {
+		if !more || !retry.retryable(req, err) {
 			return nil, err
 		}
-		tried = b
+		tried = append(tried, b)
 	}
 }
 
-var errNoRetryTarget = errors.New("proxy: instance failed and no other instance was ready")
+// RetryPolicy says when a request is tried on another instance (NGINX's
+// proxy_next_upstream). The zero value tries twice on connection errors.
+type RetryPolicy struct {
+	Tries         int           // instances to try in all; 0 means 2
+	Timeout       time.Duration // bound on the time spent trying; 0: none
+	OnError       bool          // a reset or closed connection before any response byte
+	OnTimeout     bool          // a connect or read timeout
+	OnStatus      []int         // 502, 503, 504, 429
+	NonIdempotent bool          // retry POST and PATCH too (a refused connection always is)
+}
 
-// retryable: nothing reached the client yet (RoundTrip failed) and no body
-// byte was consumed, and either the connection was refused (the instance
-// never saw the request, so any method is safe, as NGINX does), or the
-// method is idempotent (or the request carries an Idempotency-Key) and the
-// connection was reset before any response byte.
-func retryable(req *http.Request, body *trackedBody, err error) bool {
-	if body != nil && body.read.Load() {
-		return false
+func (r RetryPolicy) withDefaults() RetryPolicy {
+	if r.Tries == 0 {
+		r.Tries, r.OnError = 2, true
 	}
+	return r
+}
+
+func (r RetryPolicy) onStatus(code int) bool { return slices.Contains(r.OnStatus, code) }
+
+// retryable: nothing reached the client yet (RoundTrip failed), and either
+// the connection was refused (the instance never saw the request, so any
+// method is safe, as in NGINX), or the failure is one the policy retries
+// and the method is idempotent (or has an Idempotency-Key, or the policy
+// allows non-idempotent retries).
+func (r RetryPolicy) retryable(req *http.Request, err error) bool {
 	if isConnectError(err) {
 		return true
 	}
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-	default:
-		if req.Header.Get("Idempotency-Key") == "" {
-			return false
-		}
-	}
-	if isTimeout(err) {
+	if !idempotent(req) && !r.NonIdempotent {
 		return false
 	}
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if isTimeout(err) {
+		return r.OnTimeout
+	}
+	return r.OnError && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
+
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != ""
+}
+
+var errNoRetryTarget = errors.New("proxy: instance failed and no other instance was ready")
 
 func isConnectError(err error) bool {
 	var op *net.OpError
