@@ -15,12 +15,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,14 +98,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer logs.Close()
 	}
 
-	pools := make(map[string]*balance.Pool, len(cfg.Apps)+len(cfg.Upstreams))
+	pools := make(map[string]*balance.Pool, len(cfg.Apps)) // upstreams' come with the frontend
 	weights := map[string]int{}
 	for _, a := range cfg.Apps {
 		pools[a.Name] = balance.NewPool(a.Name, a.MaxFails, time.Duration(a.FailTimeout))
 		weights[a.Name] = a.Weight
-	}
-	for _, u := range cfg.Upstreams {
-		pools[u.Name] = upstreamPool(u)
 	}
 	live := &liveBackends{byID: map[uint64]*balance.Backend{}, weights: weights}
 	sup := supervisor.New(cfg, supervisor.Hooks{
@@ -140,45 +135,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	metrics := admin.NewMetrics(status)
 	mgr := &manager{cfgPath: cfg.File, env: opts.Env, sup: sup, status: status}
+	var front *frontend
+	mgr.onReloadAll = func(c *config.Config) error { return front.load(c) }
 
-	routes := make([]proxy.Route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		policy, err := balance.NewPolicy(string(r.Balance))
-		if err != nil {
-			return err // Validate already refused unknown policies
-		}
-		route := proxy.Route{
-			Path: r.Path, App: r.To, Pool: pools[r.To], Policy: policy,
-			QueueTimeout: time.Duration(r.QueueTimeout),
-			Headers:      headerRules(r), MaxBody: int64(r.MaxBody),
-			HashKey: r.HashKey,
-		}
-		if r.Balance == config.IPHash {
-			route.HashKey = "ip"
-		}
-		if r.Sticky != nil {
-			route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)
-		}
-		route.Retry = retryPolicy(r.Retry)
-		for _, a := range cfg.Apps {
-			if a.Name == r.To {
-				route.Transport = transportOptions(a.Proxy)
-			}
-		}
-		for _, u := range cfg.Upstreams {
-			if u.Name == r.To {
-				route.Transport = transportOptions(u.Proxy)
-			}
-		}
-		if c := r.Compress; c.Enabled {
-			route.Compress = &proxy.Compression{Level: c.Level, MinSize: int(c.MinSize), Types: c.Types, Zstd: c.Zstd != nil && *c.Zstd}
-		}
-		routes = append(routes, route)
-	}
-	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
-	for i, p := range cfg.TrustedProxies {
-		trusted[i] = netip.Prefix(p)
-	}
 	access, closeAccess, err := openAccessLog(cfg)
 	if err != nil {
 		public.Close()
@@ -187,9 +146,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer closeAccess()
-	handler, err := proxy.New(proxy.Options{
-		Routes: routes, TrustedProxies: trusted, Log: log, Observe: metrics.ObserveRequest, AccessLog: access,
-	})
+	front = &frontend{pools: pools, log: log, observe: metrics.ObserveRequest, access: access}
+	err = front.load(cfg)
 	if err != nil {
 		public.Close()
 		adminLn.Close()
@@ -199,7 +157,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	publicSrv := &http.Server{
-		Handler:           handler,
+		Handler:           front,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
@@ -328,31 +286,6 @@ func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
 		return nil, nil, problems
 	}
 	return public, adminLn, nil
-}
-
-func transportOptions(o config.ProxyOptions) proxy.TransportOptions {
-	return proxy.TransportOptions{
-		ConnectTimeout: time.Duration(o.ConnectTimeout), ReadTimeout: time.Duration(o.ReadTimeout),
-		SendTimeout: time.Duration(o.SendTimeout), Keepalive: o.Keepalive, KeepaliveTimeout: time.Duration(o.KeepaliveTimeout),
-	}
-}
-
-func retryPolicy(r config.Retry) proxy.RetryPolicy {
-	p := proxy.RetryPolicy{Tries: r.Tries, Timeout: time.Duration(r.Timeout), NonIdempotent: r.NonIdempotent}
-	for _, on := range r.On {
-		switch on {
-		case "off":
-			p.Tries = 1
-		case "error":
-			p.OnError = true
-		case "timeout":
-			p.OnTimeout = true
-		default: // http_502 and friends; Validate checked the names
-			code, _ := strconv.Atoi(strings.TrimPrefix(on, "http_"))
-			p.OnStatus = append(p.OnStatus, code)
-		}
-	}
-	return p
 }
 
 // headerRules is a route's header config, with the security defaults unless

@@ -22,6 +22,9 @@ type manager struct {
 	env     string // --env, applied to every re-read config
 	sup     *supervisor.Supervisor
 	status  func() []supervisor.AppStatus
+	// onReloadAll swaps in the routes and upstreams of a re-read config;
+	// `reload all` and SIGHUP call it before rolling the apps.
+	onReloadAll func(*config.Config) error
 }
 
 func (m *manager) Status() []supervisor.AppStatus { return m.status() }
@@ -61,6 +64,11 @@ func (m *manager) Action(ctx context.Context, action, app string) error {
 			return control.Errorf(http.StatusBadRequest, "%s has problems, so nothing was changed:\n%v", m.cfgPath, err)
 		}
 		fresh = c
+		if app == "all" && action == "reload" && m.onReloadAll != nil {
+			if err := m.onReloadAll(fresh); err != nil {
+				return control.Errorf(http.StatusBadRequest, "%s: %v; nothing was changed", m.cfgPath, err)
+			}
+		}
 	}
 	for _, name := range apps {
 		var err error

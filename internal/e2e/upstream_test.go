@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,4 +85,57 @@ routes:
 	if seen["spare"] != 10 {
 		t.Errorf("every primary gone: %v; want the backup to answer all", seen)
 	}
+}
+
+// TestConfigReloadSwapsRoutes: SIGHUP re-reads herd.yaml and swaps routes
+// and upstreams without failing a request; a broken file changes nothing.
+func TestConfigReloadSwapsRoutes(t *testing.T) {
+	legacy, _ := startTestapp(t, "legacy")
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP --greeting web
+    instances: 2
+upstreams:
+  legacy:
+    servers: [{url: "http://%s"}]
+routes:
+  - path: /
+    to: web
+`, legacy))
+	l := startLoadGET("http://" + h.public)
+	time.Sleep(200 * time.Millisecond)
+
+	// herd keeps the path, so the new route is one the test app serves: /slow.
+	h.rewriteConfig(t, "routes:\n", "routes:\n  - path: /slow\n    to: legacy\n")
+	if out, err := h.cli("reload", "all"); err != nil {
+		t.Fatalf("herd reload all: %v\n%s", err, out)
+	}
+	var who whoAmI
+	res, body := get(t, "http://"+h.public+"/slow?ms=0")
+	json.Unmarshal(body, &who)
+	if res != 200 || who.Greeting != "legacy" {
+		t.Errorf("GET /slow after the reload = %d %s; want the legacy upstream", res, body)
+	}
+
+	// A broken file changes nothing and says why.
+	h.rewriteConfig(t, "to: legacy", "to: nowhere")
+	out, err := h.cli("reload", "all")
+	if err == nil || !strings.Contains(out, `herd.yaml:`) || !strings.Contains(out, "nothing was changed") {
+		t.Errorf("reload with a bad file: %v\n%s; want the problem with its line and nothing changed", err, out)
+	}
+	if _, body := get(t, "http://"+h.public+"/slow?ms=0"); !strings.Contains(string(body), `"greeting":"legacy"`) {
+		t.Errorf("after the refused reload GET /slow = %s; want the previous routes still served", body)
+	}
+	// SIGHUP does the same as reload all.
+	h.rewriteConfig(t, "to: nowhere", "to: web")
+	h.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "SIGHUP to route /slow to web", func() bool {
+		var w whoAmI
+		_, b := get(t, "http://"+h.public+"/slow?ms=0")
+		json.Unmarshal(b, &w)
+		return w.Greeting == "web"
+	})
+	time.Sleep(200 * time.Millisecond)
+	l.finish(t)
 }

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herdhq/herd/internal/accesslog"
+	"github.com/herdhq/herd/internal/balance"
+	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/proxy"
+)
+
+// frontend is the public handler: the proxy built from the current config,
+// swapped atomically when the config is reloaded, so requests in flight
+// finish on the routes they started with and none is refused meanwhile.
+// App pools live as long as herd (the supervisor feeds them); an upstream's
+// pool is kept across reloads while its definition is unchanged, so its
+// passive-health state survives.
+type frontend struct {
+	log     *slog.Logger
+	observe func(route, app string, status int, elapsed time.Duration)
+	access  *accesslog.Logger
+
+	mu        sync.Mutex // one load at a time
+	pools     map[string]*balance.Pool
+	upstreams map[string]*config.Upstream // as the pools were built
+	current   atomic.Pointer[proxy.Handler]
+}
+
+func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.current.Load().ServeHTTP(w, r)
+}
+
+// load builds the proxy for cfg and swaps it in. cfg has been validated;
+// routes to apps herd does not run (added since it started) are refused.
+func (f *frontend) load(cfg *config.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pools := map[string]*balance.Pool{}
+	for name, p := range f.pools {
+		if _, upstream := f.upstreams[name]; !upstream {
+			pools[name] = p // an app's
+		}
+	}
+	upstreams := map[string]*config.Upstream{}
+	for _, u := range cfg.Upstreams {
+		if old, ok := f.upstreams[u.Name]; ok && reflect.DeepEqual(old.Servers, u.Servers) && old.MaxFails == u.MaxFails && old.FailTimeout == u.FailTimeout {
+			pools[u.Name] = f.pools[u.Name]
+		} else {
+			pools[u.Name] = upstreamPool(u)
+		}
+		upstreams[u.Name] = u
+	}
+	routes := make([]proxy.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		if pools[r.To] == nil {
+			return fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To)
+		}
+		route, err := buildRoute(cfg, r, pools[r.To])
+		if err != nil {
+			return err
+		}
+		routes = append(routes, route)
+	}
+	trusted := make([]netip.Prefix, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = netip.Prefix(p)
+	}
+	h, err := proxy.New(proxy.Options{Routes: routes, TrustedProxies: trusted, Log: f.log, Observe: f.observe, AccessLog: f.access})
+	if err != nil {
+		return err
+	}
+	f.current.Store(h)
+	f.pools, f.upstreams = pools, upstreams
+	return nil
+}
+
+// buildRoute turns a route of the config into the proxy's.
+func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.Route, error) {
+	policy, err := balance.NewPolicy(string(r.Balance))
+	if err != nil {
+		return proxy.Route{}, err // Validate refused unknown policies
+	}
+	route := proxy.Route{
+		Path: r.Path, App: r.To, Pool: pool, Policy: policy,
+		QueueTimeout: time.Duration(r.QueueTimeout),
+		Headers:      headerRules(r), MaxBody: int64(r.MaxBody),
+		HashKey: r.HashKey, Retry: retryPolicy(r.Retry),
+	}
+	if r.Balance == config.IPHash {
+		route.HashKey = "ip"
+	}
+	if r.Sticky != nil {
+		route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)
+	}
+	if a := cfg.App(r.To); a != nil {
+		route.Transport = transportOptions(a.Proxy)
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Name == r.To {
+			route.Transport = transportOptions(u.Proxy)
+		}
+	}
+	if c := r.Compress; c.Enabled {
+		route.Compress = &proxy.Compression{Level: c.Level, MinSize: int(c.MinSize), Types: c.Types, Zstd: c.Zstd != nil && *c.Zstd}
+	}
+	return route, nil
+}
+
+func transportOptions(o config.ProxyOptions) proxy.TransportOptions {
+	return proxy.TransportOptions{
+		ConnectTimeout: time.Duration(o.ConnectTimeout), ReadTimeout: time.Duration(o.ReadTimeout),
+		SendTimeout: time.Duration(o.SendTimeout), Keepalive: o.Keepalive, KeepaliveTimeout: time.Duration(o.KeepaliveTimeout),
+	}
+}
+
+func retryPolicy(r config.Retry) proxy.RetryPolicy {
+	p := proxy.RetryPolicy{Tries: r.Tries, Timeout: time.Duration(r.Timeout), NonIdempotent: r.NonIdempotent}
+	for _, on := range r.On {
+		switch on {
+		case "off":
+			p.Tries = 1
+		case "error":
+			p.OnError = true
+		case "timeout":
+			p.OnTimeout = true
+		default: // http_502 and friends; Validate checked the names
+			code, _ := strconv.Atoi(strings.TrimPrefix(on, "http_"))
+			p.OnStatus = append(p.OnStatus, code)
+		}
+	}
+	return p
+}
