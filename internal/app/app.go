@@ -147,6 +147,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	defer closeAccess()
 	front = &frontend{pools: pools, log: log, observe: metrics.ObserveRequest, access: access}
+	defer front.close()
 	err = front.load(cfg)
 	if err != nil {
 		public.Close()

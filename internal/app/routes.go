@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/health"
 	"github.com/herdhq/herd/internal/proxy"
 )
 
@@ -31,8 +33,21 @@ type frontend struct {
 
 	mu        sync.Mutex // one load at a time
 	pools     map[string]*balance.Pool
-	upstreams map[string]*config.Upstream // as the pools were built
+	upstreams map[string]*config.Upstream   // as the pools were built
+	checks    map[string]context.CancelFunc // active health checks, by upstream
+	checking  sync.WaitGroup
 	current   atomic.Pointer[proxy.Handler]
+}
+
+// close stops the health checks and waits for them.
+func (f *frontend) close() {
+	f.mu.Lock()
+	for _, cancel := range f.checks {
+		cancel()
+	}
+	f.checks = nil
+	f.mu.Unlock()
+	f.checking.Wait()
 }
 
 func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -51,11 +66,14 @@ func (f *frontend) load(cfg *config.Config) error {
 		}
 	}
 	upstreams := map[string]*config.Upstream{}
+	fresh := map[string]bool{} // upstreams whose pool is new
 	for _, u := range cfg.Upstreams {
-		if old, ok := f.upstreams[u.Name]; ok && reflect.DeepEqual(old.Servers, u.Servers) && old.MaxFails == u.MaxFails && old.FailTimeout == u.FailTimeout {
+		if old, ok := f.upstreams[u.Name]; ok && reflect.DeepEqual(old.Servers, u.Servers) &&
+			old.MaxFails == u.MaxFails && old.FailTimeout == u.FailTimeout && old.Health == u.Health {
 			pools[u.Name] = f.pools[u.Name]
 		} else {
 			pools[u.Name] = upstreamPool(u)
+			fresh[u.Name] = true
 		}
 		upstreams[u.Name] = u
 	}
@@ -79,6 +97,27 @@ func (f *frontend) load(cfg *config.Config) error {
 		return err
 	}
 	f.current.Store(h)
+	// Health checks follow the pools: stop those of pools gone or rebuilt,
+	// start those of new pools.
+	if f.checks == nil {
+		f.checks = map[string]context.CancelFunc{}
+	}
+	for name, cancel := range f.checks {
+		if upstreams[name] == nil || fresh[name] {
+			cancel()
+			delete(f.checks, name)
+		}
+	}
+	for _, u := range cfg.Upstreams {
+		if hc := u.Health; hc.Path != "" && f.checks[u.Name] == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			f.checks[u.Name] = cancel
+			pool := pools[u.Name]
+			check := health.Check{Path: hc.Path, Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout),
+				Status: hc.Status, Passes: hc.Passes, Fails: hc.Fails}
+			f.checking.Go(func() { health.Run(ctx, pool, check, f.log) })
+		}
+	}
 	f.pools, f.upstreams = pools, upstreams
 	return nil
 }

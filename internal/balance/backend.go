@@ -30,6 +30,7 @@ type Backend struct {
 
 	inflight  atomic.Int64
 	draining  atomic.Bool
+	unhealthy atomic.Bool  // active health check
 	downUntil atomic.Int64 // unix nanoseconds; passive health
 
 	failMu    sync.Mutex
@@ -56,10 +57,14 @@ func (b *Backend) Token() string {
 // full reports whether the backend is at its max_conns.
 func (b *Backend) full() bool { return b.MaxConns > 0 && b.inflight.Load() >= b.MaxConns }
 
-// Available reports whether passive health lets the backend take requests now.
+// Available reports whether health lets the backend take requests now:
+// its active check (if any) passes and passive health has not marked it down.
 func (b *Backend) Available(now time.Time) bool {
-	return now.UnixNano() >= b.downUntil.Load()
+	return !b.unhealthy.Load() && now.UnixNano() >= b.downUntil.Load()
 }
+
+// Healthy reports the active health check's verdict (true without a check).
+func (b *Backend) Healthy() bool { return !b.unhealthy.Load() }
 
 // Fail records a connect error or timeout. Once maxFails have happened within
 // failTimeout, the backend is unavailable for failTimeout, like NGINX's

@@ -3,6 +3,7 @@ package balance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,10 @@ import (
 // ErrNoBackend is returned by Pick when no ready backend appeared within the
 // queue timeout.
 var ErrNoBackend = errors.New("balance: no ready instance")
+
+// ErrAllDown is returned (wrapping ErrNoBackend) when the pool has backends
+// but its active health check says every one is down.
+var ErrAllDown = fmt.Errorf("%w: every server fails its health check", ErrNoBackend)
 
 // Pool is the set of ready backends of one app. Readers take a lock-free
 // snapshot; changes copy the set and wake requests waiting for a backend.
@@ -112,6 +117,9 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude []*Backend, key 
 		case <-poll:
 		case <-wake:
 		case <-timer.C:
+			if p.allUnhealthy() {
+				return nil, ErrAllDown
+			}
 			return nil, ErrNoBackend
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -157,8 +165,28 @@ func (p *Pool) pickNow(policy Policy, exclude []*Backend, key string) (b *Backen
 	if b := pick(func(b *Backend) bool { return b.Backup && b.Available(now) }); b != nil {
 		return b, false
 	}
-	// Every regular backend is down: try them anyway.
-	return pick(func(b *Backend) bool { return !b.Backup }), busy
+	// Every regular backend is down by passive health: try them anyway, as
+	// NGINX does; but never one its active health check says is down.
+	return pick(func(b *Backend) bool { return !b.Backup && b.Healthy() }), busy
+}
+
+func (p *Pool) allUnhealthy() bool {
+	all := p.Backends()
+	for _, b := range all {
+		if b.Healthy() {
+			return false
+		}
+	}
+	return len(all) > 0
+}
+
+// SetHealthy records an active health check's verdict on b and wakes the
+// requests waiting for a backend when it changes.
+func (p *Pool) SetHealthy(b *Backend, healthy bool) {
+	if b.unhealthy.Swap(!healthy) == !healthy {
+		return // no change
+	}
+	p.update(func(bs []*Backend) []*Backend { return bs })
 }
 
 func pickWith(policy Policy, candidates []*Backend, key string) *Backend {

@@ -209,6 +209,16 @@ func (c *Config) applyDefaults() {
 	}
 	for _, u := range c.Upstreams {
 		u.Proxy.applyDefaults()
+		if u.Health.Path != "" {
+			setDefault(&u.Health.Interval, 5*time.Second)
+			setDefault(&u.Health.Timeout, 2*time.Second)
+			if u.Health.Passes == 0 {
+				u.Health.Passes = 1
+			}
+			if u.Health.Fails == 0 {
+				u.Health.Fails = 2
+			}
+		}
 		if u.MaxFails == 0 {
 			u.MaxFails = 1
 		}
@@ -342,6 +352,12 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			if !sv.Down && !sv.Backup {
 				serving++
 			}
+		}
+		if hc := u.Health; hc != (HealthCheck{}) && !strings.HasPrefix(hc.Path, "/") {
+			add(p+".health.path", "health checks need a path starting with /, like path: /health")
+		}
+		if u.Health.Status != 0 && (u.Health.Status < 100 || u.Health.Status > 599) {
+			add(p+".health.status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", u.Health.Status)
 		}
 		if len(u.Servers) == 0 {
 			add(p, "no servers; add servers: [{url: http://127.0.0.1:9000}]")

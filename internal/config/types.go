@@ -236,6 +236,25 @@ type Upstream struct {
 	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
 	// Proxy tunes herd's connections to the servers.
 	Proxy ProxyOptions `yaml:"proxy" json:"proxy"`
+	// Health, when its path is set, probes every server actively; a server
+	// failing it takes no requests until it passes again.
+	Health HealthCheck `yaml:"health" json:"health,omitempty"`
+}
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	// Path is probed with GET, e.g. /health. Empty: no active check.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Interval between probes of a server. Default 5s.
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
+	// Timeout of one probe. Default 2s.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Status is the status expected; 0 means any 2xx.
+	Status int `yaml:"status" json:"status,omitempty"`
+	// Passes in a row make a failing server healthy again. Default 1.
+	Passes int `yaml:"passes" json:"passes,omitempty"`
+	// Fails in a row make a server unhealthy. Default 2.
+	Fails int `yaml:"fails" json:"fails,omitempty"`
 }
 
 // ProxyOptions tune the connections herd keeps to an app's instances or an

@@ -139,3 +139,36 @@ routes:
 	time.Sleep(200 * time.Millisecond)
 	l.finish(t)
 }
+
+func TestActiveHealthChecks(t *testing.T) {
+	one, _ := startTestapp(t, "one")
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP
+upstreams:
+  good:
+    servers: [{url: "http://%s"}]
+    health: {path: /health, interval: 100ms}
+  bad:
+    servers: [{url: "http://%s"}]
+    health: {path: /missing, interval: 100ms, fails: 2}
+routes:
+  - path: /
+    to: good
+  - path: /slow
+    to: bad
+    queue_timeout: 300ms
+`, one, one))
+	time.Sleep(500 * time.Millisecond) // a few probes
+	if code, body := get(t, "http://"+h.public+"/"); code != 200 {
+		t.Errorf("GET / via the passing upstream = %d %s", code, body)
+	}
+	code, body := get(t, "http://"+h.public+"/slow?ms=0")
+	if code != 503 || !strings.Contains(string(body), "fails its health check") {
+		t.Errorf("GET via the upstream failing its check = %d %s; want 503 saying why", code, body)
+	}
+	if !strings.Contains(h.out.String(), "health check fails; server out of service") {
+		t.Errorf("herd's log does not say the server failed its check")
+	}
+}

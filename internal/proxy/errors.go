@@ -33,6 +33,9 @@ func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Reques
 		case errors.As(err, &tooLarge):
 			status = http.StatusRequestEntityTooLarge
 			reason = fmt.Sprintf("the body is larger than this route takes (%d bytes)", tooLarge.Limit)
+		case errors.Is(err, balance.ErrAllDown):
+			status = http.StatusServiceUnavailable
+			reason = fmt.Sprintf("every server of %q fails its health check (waited %s)", rt.App, rt.QueueTimeout)
 		case errors.Is(err, balance.ErrNoBackend):
 			status = http.StatusServiceUnavailable
 			reason = fmt.Sprintf("no instance of app %q was ready within %s", rt.App, rt.QueueTimeout)
