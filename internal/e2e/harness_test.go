@@ -89,6 +89,17 @@ func startHerd(t *testing.T, body string) *herd {
 	t.Helper()
 	h := startHerdNoWait(t, body)
 	h.waitHealthy(15 * time.Second)
+	// /health is 200 once every app has one ready instance; wait for all.
+	waitFor(t, 15*time.Second, "every instance to be ready", func() bool {
+		for _, ins := range h.status() {
+			for _, in := range ins {
+				if in.State != "ready" {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	return h
 }
 
