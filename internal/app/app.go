@@ -8,10 +8,12 @@ package app
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,6 +167,20 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		ErrorLog:          errorLog,
 	}
 	adminSrv := &http.Server{Handler: admin.Handler(status, metrics.Registry), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	var httpsSrv *http.Server
+	var tlsLn net.Listener
+	if cfg.TLS.Cert != "" {
+		httpsSrv, tlsLn, err = tlsServer(cfg, front, errorLog)
+		if err != nil {
+			public.Close()
+			adminLn.Close()
+			controlLn.Close()
+			return err
+		}
+		if cfg.TLS.RedirectHTTP {
+			publicSrv.Handler = redirectToHTTPS(tlsLn.Addr())
+		}
+	}
 
 	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "control", socket, "apps", len(cfg.Apps))
 	if opts.Ready != nil {
@@ -172,7 +188,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 3)
+	serveErr := make(chan error, 4)
 	serve := func(srv *http.Server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
@@ -180,6 +196,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	wg.Go(func() { serve(publicSrv, public) })
 	wg.Go(func() { serve(adminSrv, adminLn) })
+	if httpsSrv != nil {
+		wg.Go(func() {
+			// ServeTLS sets up HTTP/2 unless TLSNextProto turned it off.
+			if err := httpsSrv.ServeTLS(tlsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		})
+	}
 	controlCtx, stopControl := context.WithCancel(context.Background())
 	wg.Go(func() {
 		if err := control.Serve(controlCtx, controlLn, control.Handler(mgr, logs)); err != nil {
@@ -222,6 +246,13 @@ wait:
 	// already in flight finish, bounded by the longest drain_timeout.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), longestDrain(cfg)+time.Second)
 	defer cancel()
+	if httpsSrv != nil {
+		go func() {
+			if err := httpsSrv.Shutdown(shutdownCtx); err != nil {
+				httpsSrv.Close()
+			}
+		}()
+	}
 	if err := publicSrv.Shutdown(shutdownCtx); err != nil {
 		publicSrv.Close()
 	}
@@ -289,13 +320,56 @@ func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
 	return public, adminLn, nil
 }
 
+// tlsServer binds the HTTPS listener with the config's certificate.
+func tlsServer(cfg *config.Config, h http.Handler, errorLog *log.Logger) (*http.Server, net.Listener, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		return nil, nil, config.Errors{cfg.Problem("tls.cert", fmt.Sprintf("cannot load the certificate and key: %v", err))}
+	}
+	ln, err := net.Listen("tcp", cfg.TLS.Listen)
+	if err != nil {
+		return nil, nil, config.Errors{config.ListenProblem(cfg, "tls.listen", cfg.TLS.Listen, err)}
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		ErrorLog:          errorLog,
+	}
+	if cfg.TLS.HTTP2 != nil && !*cfg.TLS.HTTP2 {
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // HTTP/1.1 only
+	}
+	return srv, ln, nil
+}
+
+// redirectToHTTPS answers every plain-HTTP request with a 308 to the same
+// URL on the HTTPS listener.
+func redirectToHTTPS(tlsAddr net.Addr) http.Handler {
+	_, port, _ := net.SplitHostPort(tlsAddr.String())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if port != "443" {
+			host = net.JoinHostPort(host, port)
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}
+
 // headerRules is a route's header config, with the security defaults unless
 // security_headers is false.
-func headerRules(r *config.Route) proxy.HeaderRules {
+func headerRules(cfg *config.Config, r *config.Route) proxy.HeaderRules {
 	hr := proxy.HeaderRules{Set: r.Headers.Set, Add: r.Headers.Add, Remove: r.Headers.Remove}
 	if r.SecurityHeaders == nil || *r.SecurityHeaders {
 		hr.Remove = append(slices.Clone(proxy.SecurityHeaders.Remove), hr.Remove...)
 		hr.Defaults = proxy.SecurityHeaders.Defaults
+		if cfg.TLS.Cert != "" && cfg.TLS.HSTSMaxAge > 0 {
+			hr.HSTS = "max-age=" + strconv.Itoa(int(time.Duration(cfg.TLS.HSTSMaxAge).Seconds()))
+		}
 	}
 	return hr
 }

@@ -131,7 +131,7 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 	route := proxy.Route{
 		Path: r.Path, App: r.To, Pool: pool, Policy: policy,
 		QueueTimeout: time.Duration(r.QueueTimeout),
-		Headers:      headerRules(r), MaxBody: int64(r.MaxBody),
+		Headers:      headerRules(cfg, r), MaxBody: int64(r.MaxBody),
 		HashKey: r.HashKey, Retry: retryPolicy(r.Retry),
 	}
 	if r.Balance == config.IPHash {

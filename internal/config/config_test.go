@@ -184,6 +184,12 @@ func TestProblems(t *testing.T) {
 		yaml string
 		want []want // in line order
 	}{
+		{"tls without a key", "tls: {listen: \":8443\", cert: c.pem}\n" + head + route,
+			[]want{{`herd.yaml:1: tls: `, `tls needs both cert: and key:`}}},
+		{"tls with unreadable files", "tls: {listen: \":8443\", cert: c.pem, key: k.pem}\n" + head + route,
+			[]want{{`herd.yaml:1: tls.cert: `, `cannot load the certificate and key`}}},
+		{"hash with a backup server", head + "upstreams:\n  u:\n    servers: [{url: \"http://127.0.0.1:1\"}, {url: \"http://127.0.0.1:2\", backup: true}]\nroutes:\n  - {path: /, to: u, balance: ip_hash}\n",
+			[]want{{`herd.yaml:8: routes.0.balance: `, `ip_hash with backup servers in upstream u`}}},
 		{"unknown top-level key", "lisen: :80\n" + head + route,
 			[]want{{`herd.yaml:1: lisen: `, `unknown key "lisen"; did you mean "listen"?`}}},
 		{"unknown app key, did you mean", head + "    instnces: 2\n" + route,

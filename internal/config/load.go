@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -149,6 +150,18 @@ func (c *Config) applyDefaults() {
 		c.AccessLog.Path = filepath.Join(c.Logs.Dir, "access.log")
 	} else if c.AccessLog.Path != "stdout" && !filepath.IsAbs(c.AccessLog.Path) {
 		c.AccessLog.Path = filepath.Join(base, c.AccessLog.Path)
+	}
+	if c.TLS.Cert != "" || c.TLS.Key != "" {
+		for _, f := range []*string{&c.TLS.Cert, &c.TLS.Key} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(base, *f)
+			}
+		}
+		if c.TLS.HTTP2 == nil {
+			on := true
+			c.TLS.HTTP2 = &on
+		}
+		setDefault(&c.TLS.HSTSMaxAge, 365*24*time.Hour)
 	}
 	setDefault(&c.Server.ReadHeaderTimeout, 10*time.Second)
 	setDefault(&c.Server.IdleTimeout, 75*time.Second)
@@ -453,6 +466,21 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		}
 	}
 
+	if t := c.TLS; t != (TLS{}) {
+		switch {
+		case t.Cert == "" || t.Key == "":
+			add("tls", "tls needs both cert: and key: (PEM files)")
+		case t.Listen == "":
+			add("tls", "tls needs listen:, the HTTPS address, like listen: :8443")
+		default:
+			if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+				add("tls.cert", "cannot load the certificate and key: %v; check the two files", err)
+			}
+			if _, _, err := net.SplitHostPort(t.Listen); err != nil {
+				add("tls.listen", "%q is not an address; write host:port like :8443", t.Listen)
+			}
+		}
+	}
 	switch c.AccessLog.Format {
 	case "combined", "json", "off":
 	default:

@@ -34,6 +34,8 @@ type Config struct {
 	Logs Logs `yaml:"logs" json:"logs"`
 	// AccessLog configures the one line per proxied request.
 	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// TLS, with a cert and key, adds an HTTPS listener (HTTP/2 on).
+	TLS TLS `yaml:"tls" json:"tls,omitempty"`
 	// Server configures the public listener's HTTP server.
 	Server Server `yaml:"server" json:"server"`
 }
@@ -160,6 +162,23 @@ type Logs struct {
 	MaxAge Duration `yaml:"max_age" json:"max_age"`
 	// Off disables the files; output still goes to herd's stdout and `herd logs`.
 	Off bool `yaml:"off" json:"off,omitempty"`
+}
+
+// TLS configures the HTTPS listener.
+type TLS struct {
+	// Listen is the HTTPS address. Required with a cert, e.g. :8443 (or :443).
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Cert and Key are PEM files (relative to the config's folder).
+	Cert string `yaml:"cert" json:"cert,omitempty"`
+	Key  string `yaml:"key" json:"key,omitempty"`
+	// RedirectHTTP answers every request on the plain listen: with a 308 to
+	// the same URL over HTTPS. Default false.
+	RedirectHTTP bool `yaml:"redirect_http" json:"redirect_http,omitempty"`
+	// HTTP2 serves HTTP/2 to clients that offer it. Default true.
+	HTTP2 *bool `yaml:"http2" json:"http2,omitempty"`
+	// HSTSMaxAge: where security_headers is on, HTTPS responses carry
+	// Strict-Transport-Security with this max-age. Default 365 days (8760h).
+	HSTSMaxAge Duration `yaml:"hsts_max_age" json:"hsts_max_age,omitempty"`
 }
 
 // AccessLog says where and how requests are logged.

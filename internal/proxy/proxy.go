@@ -88,6 +88,7 @@ type HeaderRules struct {
 	Add      map[string]string // append
 	Remove   []string          // delete
 	Defaults map[string]string // set where the instance did not (security headers)
+	HSTS     string            // Strict-Transport-Security for HTTPS requests, if not set
 }
 
 // SecurityHeaders are the defaults a route adds unless told not to, as
@@ -102,7 +103,7 @@ var SecurityHeaders = HeaderRules{
 }
 
 func (hr *HeaderRules) empty() bool {
-	return len(hr.Set) == 0 && len(hr.Add) == 0 && len(hr.Remove) == 0 && len(hr.Defaults) == 0
+	return len(hr.Set) == 0 && len(hr.Add) == 0 && len(hr.Remove) == 0 && len(hr.Defaults) == 0 && hr.HSTS == ""
 }
 
 func (hr *HeaderRules) apply(h http.Header) {
@@ -281,6 +282,9 @@ func modifyResponse(rt *Route) func(*http.Response) error {
 		}
 		if edit {
 			rules.apply(res.Header)
+			if rules.HSTS != "" && res.Request.TLS != nil && res.Header.Get("Strict-Transport-Security") == "" {
+				res.Header.Set("Strict-Transport-Security", rules.HSTS)
+			}
 		}
 		return nil
 	}
