@@ -79,7 +79,7 @@ func (f *frontend) load(cfg *config.Config) error {
 	}
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		if pools[r.To] == nil {
+		if r.Root == "" && pools[r.To] == nil {
 			return fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To)
 		}
 		route, err := buildRoute(cfg, r, pools[r.To])
@@ -136,6 +136,10 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 	}
 	if r.Balance == config.IPHash {
 		route.HashKey = "ip"
+	}
+	if r.Root != "" {
+		route.Files = proxy.Static(r.Root, r.Path, time.Duration(r.CacheMaxAge))
+		route.App = ""
 	}
 	if r.Sticky != nil {
 		route.StickyCookie, route.StickyMaxAge = r.Sticky.Cookie, time.Duration(r.Sticky.MaxAge)

@@ -243,6 +243,9 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for _, r := range c.Routes {
+		if r.Root != "" && !filepath.IsAbs(r.Root) {
+			r.Root = filepath.Join(base, r.Root)
+		}
 		if r.Sticky != nil && r.Sticky.Cookie == "" {
 			r.Sticky.Cookie = "herd_sticky"
 		}
@@ -538,8 +541,14 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			paths[r.Path] = i
 		}
 		switch {
+		case r.Root != "":
+			if r.To != "" {
+				add(p+".root", "a route serves files (root:) or proxies (to:), not both; keep one")
+			} else if st, err := os.Stat(r.Root); err != nil || !st.IsDir() {
+				add(p+".root", "folder %s does not exist; create it or fix the path", r.Root)
+			}
 		case r.To == "":
-			missing(p, "to", "no to:; name the app that serves it, like to: web")
+			missing(p, "to", "no to:; name the app that serves it, like to: web (or serve files with root: ./public)")
 		case !apps[r.To] && len(names) > 0:
 			hint := "name one of them or define it under apps:"
 			if best := closest(r.To, names); best != "" {

@@ -338,6 +338,13 @@ type Route struct {
 	// Balance is round_robin (smooth weighted, default), least_conn,
 	// random_two, ip_hash or hash (consistent, on hash_key).
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
+	// Root serves the files of this folder instead of proxying (like NGINX's
+	// alias: /static/app.js under path /static is ROOT/app.js), with ETag,
+	// Last-Modified and Range. Relative to the config's folder.
+	Root string `yaml:"root" json:"root,omitempty"`
+	// CacheMaxAge sets Cache-Control: public, max-age on files served from
+	// Root (the seed's expires). Default 0: none.
+	CacheMaxAge Duration `yaml:"cache_max_age" json:"cache_max_age,omitempty"`
 	// Retry says when to try another instance.
 	Retry Retry `yaml:"retry" json:"retry"`
 	// HashKey is what balance: hash hashes: "header:NAME", "cookie:NAME",

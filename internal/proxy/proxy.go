@@ -49,6 +49,8 @@ type Route struct {
 	// Transport tunes the connections to Pool; the first route of a pool
 	// sets it for all of them.
 	Transport TransportOptions
+	// Files, if set, serves the route instead of the pool (see Static).
+	Files http.Handler
 	// Compress, if set, compresses responses (see Compression).
 	Compress *Compression
 	// Headers edit the route's responses.
@@ -104,6 +106,20 @@ var SecurityHeaders = HeaderRules{
 
 func (hr *HeaderRules) empty() bool {
 	return len(hr.Set) == 0 && len(hr.Add) == 0 && len(hr.Remove) == 0 && len(hr.Defaults) == 0 && hr.HSTS == ""
+}
+
+// applyDefaults sets the headers a route adds before its own handler
+// writes (for files, where there is no upstream response to edit).
+func (hr *HeaderRules) applyDefaults(h http.Header) {
+	for k, v := range hr.Defaults {
+		h.Set(k, v)
+	}
+	for k, v := range hr.Set {
+		h.Set(k, v)
+	}
+	for k, v := range hr.Add {
+		h.Add(k, v)
+	}
 }
 
 func (hr *HeaderRules) apply(h http.Header) {
@@ -185,7 +201,11 @@ func New(opts Options) (*Handler, error) {
 			ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		}
 		if r.Compress != nil {
-			c, err := r.Compress.wrap(rt.proxy)
+			var target http.Handler = rt.proxy
+			if r.Files != nil {
+				target = r.Files
+			}
+			c, err := r.Compress.wrap(target)
 			if err != nil {
 				return nil, err
 			}
@@ -217,6 +237,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.MaxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.MaxBody)
+	}
+	if rt.Files != nil {
+		rt.Headers.applyDefaults(rec.Header())
+		if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" {
+			rt.compressed.ServeHTTP(rec, r)
+			return
+		}
+		rt.Files.ServeHTTP(rec, r)
+		return
 	}
 	if h.accessLog != nil {
 		// The transport notes the instance and its time on the recorder.

@@ -6,11 +6,14 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -709,5 +712,60 @@ func TestReadTimeoutBetweenReads(t *testing.T) {
 	res, got := getBody(t, mustReq(t, "GET", url+"/trickle", nil))
 	if res.StatusCode != 200 || got != "xxxxx" {
 		t.Errorf("trickling instance: %d %q; want the whole body (the timeout is between reads)", res.StatusCode, got)
+	}
+}
+
+func TestStaticFiles(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "app.js"), []byte("console.log('herd')\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "docs"), 0o755)
+	os.WriteFile(filepath.Join(root, "docs", "index.html"), []byte("<h1>docs</h1>"), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(root), "secret.txt"), []byte("secret"), 0o644)
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/static", Files: Static(root, "/static", time.Hour), Headers: SecurityHeaders}}})
+
+	res, body := getBody(t, mustReq(t, "GET", url+"/static/app.js", nil))
+	etag := res.Header.Get("ETag")
+	if res.StatusCode != 200 || body != "console.log('herd')\n" || !strings.HasPrefix(etag, `W/"`) ||
+		res.Header.Get("Last-Modified") == "" || res.Header.Get("Cache-Control") != "public, max-age=3600" ||
+		res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET app.js = %d %q %v", res.StatusCode, body, res.Header)
+	}
+	req := mustReq(t, "GET", url+"/static/app.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	if res, _ := getBody(t, req); res.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match = %d; want 304", res.StatusCode)
+	}
+	req = mustReq(t, "GET", url+"/static/app.js", nil)
+	req.Header.Set("Range", "bytes=0-6")
+	if res, body := getBody(t, req); res.StatusCode != http.StatusPartialContent || body != "console" {
+		t.Errorf("Range = %d %q; want 206 console", res.StatusCode, body)
+	}
+	if _, body := getBody(t, mustReq(t, "GET", url+"/static/docs/", nil)); body != "<h1>docs</h1>" {
+		t.Errorf("folder = %q; want its index.html", body)
+	}
+	for path, want := range map[string]int{
+		"/static/missing.js":            404,
+		"/static/../secret.txt":         400,
+		"/static/%2e%2e/secret.txt":     400,
+		"/static/docs/../../secret.txt": 400,
+	} {
+		// Send the path as is: the client would clean it.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		conn.Close()
+		if res.StatusCode != want || strings.Contains(string(b), "secret") {
+			t.Errorf("GET %s = %d %s; want %d and no file outside the root", path, res.StatusCode, b, want)
+		}
+	}
+	if res, _ := getBody(t, mustReq(t, "POST", url+"/static/app.js", strings.NewReader("x"))); res.StatusCode != 405 {
+		t.Errorf("POST = %d; want 405", res.StatusCode)
 	}
 }
