@@ -17,6 +17,7 @@ import (
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
 	"github.com/herdhq/herd/internal/health"
+	"github.com/herdhq/herd/internal/limits"
 	"github.com/herdhq/herd/internal/proxy"
 )
 
@@ -136,6 +137,20 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 	}
 	if r.Balance == config.IPHash {
 		route.HashKey = "ip"
+	}
+	if rl := r.RateLimit; rl != nil {
+		limit, err := limits.ParseRate(rl.Rate)
+		if err != nil {
+			return proxy.Route{}, err // Validate checked it
+		}
+		desc := rl.Rate
+		if rl.Burst > 0 {
+			desc += fmt.Sprintf(" with a burst of %d", rl.Burst)
+		}
+		route.Rate = &proxy.RateLimit{Rate: limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay), Key: rl.Key, Status: rl.Status, Desc: desc}
+	}
+	if cl := r.ConnLimit; cl != nil {
+		route.Conns = &proxy.ConnLimit{Conns: limits.NewConns(cl.Max), Key: cl.Key, Status: cl.Status, Max: cl.Max}
 	}
 	if r.Root != "" {
 		route.Files = proxy.Static(r.Root, r.Path, time.Duration(r.CacheMaxAge))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -255,6 +256,14 @@ func (c *Config) applyDefaults() {
 		}
 		if r.MaxBody == 0 {
 			r.MaxBody = 10 << 20
+		}
+		if rl := r.RateLimit; rl != nil {
+			rl.Key = cmp.Or(rl.Key, "ip")
+			rl.Status = cmp.Or(rl.Status, 429)
+		}
+		if cl := r.ConnLimit; cl != nil {
+			cl.Key = cmp.Or(cl.Key, "ip")
+			cl.Status = cmp.Or(cl.Status, 429)
 		}
 		if r.Retry.On == nil {
 			r.Retry.On = []string{"error", "timeout"}
@@ -563,6 +572,31 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		default:
 			add(p+".balance", "unknown policy %q; write round_robin, least_conn, random_two, ip_hash or hash", r.Balance)
 		}
+		if rl := r.RateLimit; rl != nil {
+			if !validRate(rl.Rate) {
+				add(p+".rate_limit.rate", "rate %q: write requests per second or minute, like 10r/s or 600r/m", rl.Rate)
+			}
+			if rl.Burst < 0 || rl.Delay < 0 {
+				add(p+".rate_limit", "burst and delay cannot be negative")
+			}
+			if !validLimitKey(rl.Key) {
+				add(p+".rate_limit.key", "key %q: write ip or header:NAME", rl.Key)
+			}
+			if rl.Status != 429 && rl.Status != 503 {
+				add(p+".rate_limit.status", "%d: write 429 or 503", rl.Status)
+			}
+		}
+		if cl := r.ConnLimit; cl != nil {
+			if cl.Max < 1 {
+				add(p+".conn_limit.max", "write how many requests in flight each client may have, 1 or more")
+			}
+			if !validLimitKey(cl.Key) {
+				add(p+".conn_limit.key", "key %q: write ip or header:NAME", cl.Key)
+			}
+			if cl.Status != 429 && cl.Status != 503 {
+				add(p+".conn_limit.status", "%d: write 429 or 503", cl.Status)
+			}
+		}
 		for _, on := range r.Retry.On {
 			switch on {
 			case "error", "timeout", "http_502", "http_503", "http_504", "http_429":
@@ -669,6 +703,18 @@ func checkExecutable(prog, cwd string) string {
 		return fmt.Sprintf("%s is not executable; chmod +x it", prog)
 	}
 	return ""
+}
+
+func validLimitKey(k string) bool {
+	name, ok := strings.CutPrefix(k, "header:")
+	return k == "ip" || (ok && name != "")
+}
+
+// validRate checks NGINX's rate notation, 10r/s or 600r/m.
+func validRate(s string) bool {
+	num, unit, ok := strings.Cut(s, "r/")
+	n, err := strconv.ParseFloat(num, 64)
+	return ok && err == nil && n > 0 && (unit == "s" || unit == "m")
 }
 
 func validHashKey(k string) bool {

@@ -217,6 +217,33 @@ type Compress struct {
 	Zstd *bool `yaml:"zstd" json:"zstd,omitempty"`
 }
 
+// RateLimit is NGINX's limit_req for one route.
+type RateLimit struct {
+	// Rate is "10r/s" or "600r/m". Required.
+	Rate string `yaml:"rate" json:"rate"`
+	// Burst requests over the rate are accepted (delayed to the rate); more are refused. Default 0.
+	Burst int `yaml:"burst" json:"burst,omitempty"`
+	// NoDelay passes the burst at once instead of delaying it.
+	NoDelay bool `yaml:"nodelay" json:"nodelay,omitempty"`
+	// Delay passes the first Delay requests of the burst at once, then delays.
+	Delay int `yaml:"delay" json:"delay,omitempty"`
+	// Key is "ip" (the client; behind trusted_proxies, the real client) or
+	// "header:NAME". Default "ip".
+	Key string `yaml:"key" json:"key,omitempty"`
+	// Status refuses with 429 (default) or 503, with Retry-After.
+	Status int `yaml:"status" json:"status,omitempty"`
+}
+
+// ConnLimit is NGINX's limit_conn for one route.
+type ConnLimit struct {
+	// Max requests in flight per key. Required.
+	Max int `yaml:"max" json:"max"`
+	// Key as for RateLimit. Default "ip".
+	Key string `yaml:"key" json:"key,omitempty"`
+	// Status refuses with 429 (default) or 503.
+	Status int `yaml:"status" json:"status,omitempty"`
+}
+
 // Sticky configures sticky sessions.
 type Sticky struct {
 	// Cookie is the cookie's name. Default "herd_sticky".
@@ -347,6 +374,10 @@ type Route struct {
 	CacheMaxAge Duration `yaml:"cache_max_age" json:"cache_max_age,omitempty"`
 	// Retry says when to try another instance.
 	Retry Retry `yaml:"retry" json:"retry"`
+	// RateLimit limits requests per client, as NGINX's limit_req.
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// ConnLimit limits requests in flight per client, as NGINX's limit_conn.
+	ConnLimit *ConnLimit `yaml:"conn_limit" json:"conn_limit,omitempty"`
 	// HashKey is what balance: hash hashes: "header:NAME", "cookie:NAME",
 	// "query:NAME", "path" or "ip". Required with hash.
 	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
@@ -93,4 +94,19 @@ func newRequestID() string {
 		b[i], b[8+i] = byte(x>>(8*i)), byte(y>>(8*i))
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// limitKey is what a rate or connection limit counts by: "ip", the client
+// (the real one when the peer is a trusted proxy), or "header:NAME".
+func (h *Handler) limitKey(r *http.Request, spec string) string {
+	if name, ok := strings.CutPrefix(spec, "header:"); ok {
+		return r.Header.Get(name)
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if peer, err := netip.ParseAddr(ip); err == nil && h.isTrusted(peer) {
+		if xff := strings.Join(r.Header.Values("X-Forwarded-For"), ", "); xff != "" {
+			return h.realIP(xff + ", " + ip)
+		}
+	}
+	return ip
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
+	"github.com/herdhq/herd/internal/limits"
 )
 
 // Route sends requests under Path to the instances in Pool.
@@ -49,6 +50,10 @@ type Route struct {
 	// Transport tunes the connections to Pool; the first route of a pool
 	// sets it for all of them.
 	Transport TransportOptions
+	// Rate, if set, limits requests per client (NGINX's limit_req).
+	Rate *RateLimit
+	// Conns, if set, limits requests in flight per client (limit_conn).
+	Conns *ConnLimit
 	// Files, if set, serves the route instead of the pool (see Static).
 	Files http.Handler
 	// Compress, if set, compresses responses (see Compression).
@@ -57,6 +62,22 @@ type Route struct {
 	Headers HeaderRules
 	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.
 	MaxBody int64
+}
+
+// RateLimit applies a limits.Rate to a route's requests.
+type RateLimit struct {
+	*limits.Rate
+	Key    string // "ip" or "header:NAME"
+	Status int    // 429 or 503
+	Desc   string // for the error, e.g. "10r/s with a burst of 5"
+}
+
+// ConnLimit applies a limits.Conns to a route's requests.
+type ConnLimit struct {
+	*limits.Conns
+	Key    string
+	Status int
+	Max    int
 }
 
 // Compression configures gzip/zstd of a route's responses.
@@ -231,6 +252,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.done(rt, rec, r, start)
+	if rl := rt.Rate; rl != nil {
+		wait, ok, retry := rl.Reserve(h.limitKey(r, rl.Key), start)
+		if !ok {
+			rec.Header().Set("Retry-After", limits.RetryAfterSeconds(retry))
+			writeError(rec, r, rl.Status, rt.App, "too many requests from this client: the limit is "+rl.Desc)
+			return
+		}
+		if wait > 0 { // within the burst: delayed to the rate, as NGINX does
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				rec.status = StatusClientClosed
+				return
+			}
+		}
+	}
+	if cl := rt.Conns; cl != nil {
+		key := h.limitKey(r, cl.Key)
+		if !cl.Acquire(key) {
+			writeError(rec, r, cl.Status, rt.App, fmt.Sprintf("too many requests in flight from this client: the limit is %d", cl.Max))
+			return
+		}
+		defer cl.Release(key)
+	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
 		writeError(rec, r, http.StatusRequestEntityTooLarge, rt.App, fmt.Sprintf("the body is %d bytes; this route takes at most %d", r.ContentLength, rt.MaxBody))
 		return

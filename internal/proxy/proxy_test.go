@@ -22,6 +22,7 @@ import (
 
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
+	"github.com/herdhq/herd/internal/limits"
 )
 
 // setup runs a proxy in front of the given instance handlers (one route "/"
@@ -767,5 +768,59 @@ func TestStaticFiles(t *testing.T) {
 	}
 	if res, _ := getBody(t, mustReq(t, "POST", url+"/static/app.js", strings.NewReader("x"))); res.StatusCode != 405 {
 		t.Errorf("POST = %d; want 405", res.StatusCode)
+	}
+}
+
+func TestRateAndConnLimits(t *testing.T) {
+	release := make(chan struct{})
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	pool := balance.NewPool("web", 1, time.Minute)
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	url, _ := setup(t, Options{Routes: []Route{
+		{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
+			Rate: &RateLimit{Rate: limits.NewRate(1, 2, true, 0), Key: "header:X-Client", Status: 429, Desc: "1r/s with a burst of 2"}},
+		{Path: "/hold", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
+			Conns: &ConnLimit{Conns: limits.NewConns(1), Key: "ip", Status: 503, Max: 1}},
+	}})
+	codes := []int{}
+	for range 4 {
+		req := mustReq(t, "GET", url+"/", nil)
+		req.Header.Set("X-Client", "alice")
+		res, _ := getBody(t, req)
+		codes = append(codes, res.StatusCode)
+		if res.StatusCode == 429 && res.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429]" {
+		t.Errorf("alice's 4 requests at once: %v; want 3 passed (1 + burst 2, nodelay), then 429", codes)
+	}
+	req := mustReq(t, "GET", url+"/", nil)
+	req.Header.Set("X-Client", "bob")
+	if res, _ := getBody(t, req); res.StatusCode != 200 {
+		t.Errorf("bob limited by alice's requests: %d", res.StatusCode)
+	}
+
+	// One request in flight per client on /hold: a second one is refused.
+	done := make(chan int)
+	go func() {
+		res, _ := getBody(t, mustReq(t, "GET", url+"/hold", nil))
+		done <- res.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond)
+	res, body := doJSON(t, mustReq(t, "GET", url+"/hold", nil))
+	if res.StatusCode != 503 || !strings.Contains(body["reason"], "in flight") {
+		t.Errorf("second request in flight: %d %v; want 503 JSON", res.StatusCode, body)
+	}
+	close(release)
+	if code := <-done; code != 200 {
+		t.Errorf("first request: %d", code)
 	}
 }
