@@ -109,6 +109,15 @@ func (r *recorder) Write(p []byte) (int, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// Flush is for wrappers that assert http.Flusher instead of using
+// http.ResponseController (gzhttp does), so streams stay streams.
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
 // Status is the status sent, 200 if the handler wrote nothing.
 func (r *recorder) Status() int {
 	if r.status == 0 {

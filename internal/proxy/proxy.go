@@ -97,7 +97,10 @@ func (c *Compression) wrap(h http.Handler) (http.Handler, error) {
 	if len(c.Types) > 0 {
 		wrapper, err = gzhttp.NewWrapper(gzhttp.CompressionLevel(c.Level), gzhttp.MinSize(c.MinSize), gzhttp.EnableZstd(c.Zstd), gzhttp.ContentTypes(c.Types))
 	} else {
-		wrapper, err = gzhttp.NewWrapper(gzhttp.CompressionLevel(c.Level), gzhttp.MinSize(c.MinSize), gzhttp.EnableZstd(c.Zstd))
+		// gzhttp's default list holds every text/ type; a compressed event
+		// stream would wait for min_size before the client saw an event.
+		wrapper, err = gzhttp.NewWrapper(gzhttp.CompressionLevel(c.Level), gzhttp.MinSize(c.MinSize), gzhttp.EnableZstd(c.Zstd),
+			gzhttp.ExceptContentTypes([]string{"text/event-stream"}))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("proxy: compression: %w", err)

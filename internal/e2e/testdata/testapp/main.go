@@ -8,6 +8,8 @@
 //	GET  /headers   the request headers as JSON
 //	POST /echo      the request body
 //	GET  /upgrade   with "Upgrade: echo": 101, then echoes bytes back
+//	GET  /ws        a WebSocket that echoes each message prefixed "echo: "
+//	GET  /sse       three server-sent events, 300 ms apart
 package main
 
 import (
@@ -23,6 +25,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 func main() {
@@ -86,6 +90,30 @@ func main() {
 	})
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
 	mux.HandleFunc("GET /upgrade", upgradeEcho)
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: event %d\n\n", i)
+			http.NewResponseController(w).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
 
 	srv := &http.Server{Handler: mux}
 	sigs := make(chan os.Signal, 1)
