@@ -117,3 +117,9 @@ staticcheck ./...
 
 step "go test -race"
 HERD_REQUIRE_SERVICES=1 go test -race -count=1 -timeout 20m ./...
+
+# Bounded fuzzing of the parsers and the request path: each target runs for
+# a fixed time; a failure leaves its input under testdata/fuzz for go test.
+step "fuzz (bounded)"
+go test -run '^$' -fuzz '^FuzzServeHTTP$' -fuzztime 15s ./internal/proxy
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config
