@@ -318,6 +318,9 @@ type ProxyOptions struct {
 	// KeepaliveTimeout closes an idle connection; keep it below the
 	// backend's own (Node's is 5s). Default 4s.
 	KeepaliveTimeout Duration `yaml:"keepalive_timeout" json:"keepalive_timeout"`
+	// H2C speaks HTTP/2 without TLS to the backend (prior knowledge), for
+	// gRPC-style backends. Default false: HTTP/1.1.
+	H2C bool `yaml:"h2c" json:"h2c,omitempty"`
 }
 
 // Retry says when a failed request is tried on another instance, like

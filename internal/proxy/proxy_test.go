@@ -824,3 +824,20 @@ func TestRateAndConnLimits(t *testing.T) {
 		t.Errorf("first request: %d", code)
 	}
 }
+
+func TestH2CToBackend(t *testing.T) {
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	app.Config.Protocols = new(http.Protocols)
+	app.Config.Protocols.SetHTTP1(true)
+	app.Config.Protocols.SetUnencryptedHTTP2(true)
+	app.Start()
+	defer app.Close()
+	pool := balance.NewPool("grpc", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "grpc", Pool: pool, Policy: &balance.RoundRobin{}, Transport: TransportOptions{H2C: true}}}})
+	if _, proto := getBody(t, mustReq(t, "GET", url+"/", nil)); proto != "HTTP/2.0" {
+		t.Errorf("the backend saw %q; want HTTP/2.0 over h2c", proto)
+	}
+}

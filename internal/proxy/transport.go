@@ -24,6 +24,7 @@ type TransportOptions struct {
 	SendTimeout      time.Duration // between two writes of a request; [none]
 	Keepalive        int           // idle connections per instance [256]
 	KeepaliveTimeout time.Duration // [4s], below Node's 5 s keep-alive
+	H2C              bool          // HTTP/2 without TLS to the backends
 }
 
 // newTransport returns the connection pool to one app's instances.
@@ -48,7 +49,7 @@ func newTransport(o TransportOptions) *http.Transport {
 			return &deadlineConn{Conn: c, read: o.ReadTimeout, send: o.SendTimeout}, nil
 		}
 	}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:       nil, // never through an environment proxy: instances are local
 		DialContext: dial,
 		// Sized for concurrency, not Go's default of 2 per host, which
@@ -63,6 +64,11 @@ func newTransport(o TransportOptions) *http.Transport {
 		ReadBufferSize:        16 << 10,
 		WriteBufferSize:       16 << 10,
 	}
+	if o.H2C {
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true) // prior knowledge, for http:// backends
+	}
+	return t
 }
 
 // deadlineConn bounds each read and each write, not the whole exchange,
