@@ -394,10 +394,7 @@ func TestHeaderRules(t *testing.T) {
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "ok")
 	})
-	pool := balance.NewPool("web", 1, time.Minute)
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	pool := poolFor(t, app)
 	rules := SecurityHeaders
 	rules.Set = map[string]string{"Cache-Control": "public, max-age=60"}
 	rules.Add = map[string]string{"Vary": "Accept-Encoding"}
@@ -424,10 +421,7 @@ func TestBodyLimit(t *testing.T) {
 		reached.Add(1)
 		io.Copy(io.Discard, r.Body)
 	})
-	pool := balance.NewPool("web", 1, time.Minute)
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	pool := poolFor(t, app)
 	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, MaxBody: 10}}})
 
 	res, body := doJSON(t, mustReq(t, "POST", url+"/", strings.NewReader("0123456789ABC")))
@@ -477,6 +471,16 @@ func TestAccessLog(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Errorf("status %d", res.StatusCode)
 	}
+}
+
+// poolFor is a pool of one backend serving h.
+func poolFor(t *testing.T, h http.Handler) *balance.Pool {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	pool := balance.NewPool("web", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	return pool
 }
 
 // named answers its name, to tell backends apart.
@@ -578,10 +582,7 @@ func TestCompression(t *testing.T) {
 			io.WriteString(w, big)
 		}
 	})
-	pool := balance.NewPool("web", 1, time.Minute)
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	pool := poolFor(t, app)
 	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
 		Compress: &Compression{Level: 5, MinSize: 1024, Zstd: true}}}})
 	// A transport that does not decompress, to see the wire.
@@ -696,10 +697,7 @@ func TestReadTimeoutBetweenReads(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	})
-	pool := balance.NewPool("web", 1, time.Minute)
-	srv := httptest.NewServer(slow)
-	t.Cleanup(srv.Close)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	pool := poolFor(t, slow)
 	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
 		Transport: TransportOptions{ReadTimeout: 300 * time.Millisecond}, Retry: RetryPolicy{Tries: 1}}}})
 	start := time.Now()
@@ -779,10 +777,7 @@ func TestRateAndConnLimits(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	pool := balance.NewPool("web", 1, time.Minute)
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(srv.URL, "http://")})
+	pool := poolFor(t, app)
 	url, _ := setup(t, Options{Routes: []Route{
 		{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
 			Rate: &RateLimit{Rate: limits.NewRate(1, 2, true, 0), Key: "header:X-Client", Status: 429, Desc: "1r/s with a burst of 2"}},
