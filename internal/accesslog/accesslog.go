@@ -29,6 +29,7 @@ type Entry struct {
 	Upstream     string        // host:port of the instance, "" if none was reached
 	UpstreamTime time.Duration // until the instance's response headers
 	RequestID    string
+	CacheStatus  string // HIT, MISS, EXPIRED, STALE, BYPASS; "" without a cache
 }
 
 // Logger is safe for concurrent use.
@@ -90,7 +91,7 @@ func (l *Logger) Log(e *Entry) {
 // appendCombined writes NGINX's combined format, then request time,
 // upstream address and time, and the request id:
 //
-//	127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" rt=0.001 uaddr=127.0.0.1:41000 ut=0.001 rid=ab12…
+//	127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" rt=0.001 uaddr=127.0.0.1:41000 ut=0.001 rid=ab12… cache=-
 func appendCombined(b []byte, e *Entry) []byte {
 	b = append(b, dash(e.RemoteAddr)...)
 	b = append(b, " - - ["...)
@@ -121,6 +122,8 @@ func appendCombined(b []byte, e *Entry) []byte {
 	}
 	b = append(b, " rid="...)
 	b = append(b, dash(e.RequestID)...)
+	b = append(b, " cache="...)
+	b = append(b, dash(e.CacheStatus)...)
 	return append(b, '\n')
 }
 
@@ -159,6 +162,7 @@ func appendJSON(b []byte, e *Entry) []byte {
 	str("upstream_addr", e.Upstream)
 	secs("upstream_time", e.UpstreamTime)
 	str("request_id", e.RequestID)
+	str("cache_status", e.CacheStatus)
 	return append(b, '}', '\n')
 }
 

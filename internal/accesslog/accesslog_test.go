@@ -22,7 +22,7 @@ func TestCombined(t *testing.T) {
 	l := New(&out, "combined")
 	l.Log(entry())
 	l.Close()
-	want := `127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET /a?q=\x22x\x22 HTTP/1.1" 200 13 "-" "curl/8" rt=0.002 uaddr=127.0.0.1:41000 ut=0.001 rid=abc` + "\n"
+	want := `127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET /a?q=\x22x\x22 HTTP/1.1" 200 13 "-" "curl/8" rt=0.002 uaddr=127.0.0.1:41000 ut=0.001 rid=abc cache=-` + "\n"
 	if out.String() != want {
 		t.Errorf("got  %s\nwant %s", out.String(), want)
 	}

@@ -149,6 +149,18 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 		}
 		route.Rate = &proxy.RateLimit{Rate: limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay), Key: rl.Key, Status: rl.Status, Desc: desc}
 	}
+	if c := r.Cache; c != nil {
+		valid := map[int]time.Duration{}
+		for code, d := range c.Valid {
+			n, _ := strconv.Atoi(code) // Validate checked it
+			valid[n] = time.Duration(d)
+		}
+		cache, err := proxy.NewCache(int64(c.Size), valid, c.StaleOnError)
+		if err != nil {
+			return proxy.Route{}, fmt.Errorf("route %s: cache: %w", r.Path, err)
+		}
+		route.Cache = cache
+	}
 	if cl := r.ConnLimit; cl != nil {
 		route.Conns = &proxy.ConnLimit{Conns: limits.NewConns(cl.Max), Key: cl.Key, Status: cl.Status, Max: cl.Max}
 	}

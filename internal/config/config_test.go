@@ -184,6 +184,8 @@ func TestProblems(t *testing.T) {
 		yaml string
 		want []want // in line order
 	}{
+		{"cache without a size", head + "routes:\n  - path: /\n    to: web\n    cache: {valid: {200: 1m}}\n",
+			[]want{{`herd.yaml:7: routes.0.cache.size: `, `a cache needs a size bounding its memory`}}},
 		{"tls without a key", "tls: {listen: \":8443\", cert: c.pem}\n" + head + route,
 			[]want{{`herd.yaml:1: tls: `, `tls needs both cert: and key:`}}},
 		{"tls with unreadable files", "tls: {listen: \":8443\", cert: c.pem, key: k.pem}\n" + head + route,

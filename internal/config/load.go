@@ -257,6 +257,10 @@ func (c *Config) applyDefaults() {
 		if r.MaxBody == 0 {
 			r.MaxBody = 10 << 20
 		}
+		if c := r.Cache; c != nil && c.Valid == nil {
+			ten := Duration(10 * time.Minute)
+			c.Valid = map[string]Duration{"200": ten, "301": ten, "302": ten}
+		}
 		if rl := r.RateLimit; rl != nil {
 			rl.Key = cmp.Or(rl.Key, "ip")
 			rl.Status = cmp.Or(rl.Status, 429)
@@ -571,6 +575,19 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		case RoundRobin, LeastConn, RandomTwo, IPHash, Hash:
 		default:
 			add(p+".balance", "unknown policy %q; write round_robin, least_conn, random_two, ip_hash or hash", r.Balance)
+		}
+		if c := r.Cache; c != nil {
+			if c.Size < 64<<10 {
+				add(p+".cache.size", "a cache needs a size bounding its memory, 64K or more, like size: 64M")
+			}
+			for code := range c.Valid {
+				if n, err := strconv.Atoi(code); err != nil || n < 100 || n > 599 {
+					add(p+".cache.valid", "%q is not an HTTP status; write statuses like 200: 10m", code)
+				}
+			}
+			if r.Root != "" {
+				add(p+".cache", "files under root: are served from disk with ETag; cache is for proxied routes")
+			}
 		}
 		if rl := r.RateLimit; rl != nil {
 			if !validRate(rl.Rate) {

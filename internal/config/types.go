@@ -217,6 +217,17 @@ type Compress struct {
 	Zstd *bool `yaml:"zstd" json:"zstd,omitempty"`
 }
 
+// Cache configures a route's response cache.
+type Cache struct {
+	// Size bounds the memory the cache takes, like 64M. Required.
+	Size Size `yaml:"size" json:"size"`
+	// Valid maps statuses to how long a response that says nothing itself
+	// (Cache-Control, Expires) stays fresh. Default {200: 10m, 301: 10m, 302: 10m}.
+	Valid map[string]Duration `yaml:"valid" json:"valid,omitempty"`
+	// StaleOnError serves an expired copy when the refresh fails or answers 5xx.
+	StaleOnError bool `yaml:"stale_on_error" json:"stale_on_error,omitempty"`
+}
+
 // RateLimit is NGINX's limit_req for one route.
 type RateLimit struct {
 	// Rate is "10r/s" or "600r/m". Required.
@@ -377,6 +388,8 @@ type Route struct {
 	CacheMaxAge Duration `yaml:"cache_max_age" json:"cache_max_age,omitempty"`
 	// Retry says when to try another instance.
 	Retry Retry `yaml:"retry" json:"retry"`
+	// Cache keeps this route's GET responses in memory, as NGINX's proxy_cache.
+	Cache *Cache `yaml:"cache" json:"cache,omitempty"`
 	// RateLimit limits requests per client, as NGINX's limit_req.
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	// ConnLimit limits requests in flight per client, as NGINX's limit_conn.

@@ -89,6 +89,7 @@ type recorder struct {
 	// Noted by the transport when an access log wants them.
 	upstream     string
 	upstreamTime time.Duration
+	cacheStatus  string
 }
 
 func (r *recorder) WriteHeader(code int) {

@@ -54,6 +54,8 @@ type Route struct {
 	Rate *RateLimit
 	// Conns, if set, limits requests in flight per client (limit_conn).
 	Conns *ConnLimit
+	// Cache, if set, keeps responses in memory (see Cache).
+	Cache *Cache
 	// Files, if set, serves the route instead of the pool (see Static).
 	Files http.Handler
 	// Compress, if set, compresses responses (see Compression).
@@ -301,6 +303,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The transport notes the instance and its time on the recorder.
 		r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
 	}
+	if rt.Cache != nil && r.Header.Get("Upgrade") == "" {
+		next := http.Handler(rt.proxy)
+		if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" {
+			next = rt.compressed
+		}
+		rec.cacheStatus = rt.Cache.serve(rec, r, next)
+		return
+	}
 	// X-No-Compression opts out, as in the seed; upgrades are never wrapped.
 	if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" && r.Header.Get("Upgrade") == "" {
 		rt.compressed.ServeHTTP(rec, r)
@@ -324,7 +334,7 @@ func (h *Handler) done(rt *route, rec *recorder, r *http.Request, start time.Tim
 			Time: start, RemoteAddr: remoteIP(r.RemoteAddr), Method: r.Method, URI: r.RequestURI, Proto: r.Proto,
 			Status: rec.Status(), BytesSent: rec.bytes, Referer: r.Referer(), UserAgent: r.UserAgent(),
 			Duration: elapsed, Route: path, App: app, Upstream: rec.upstream, UpstreamTime: rec.upstreamTime,
-			RequestID: r.Header.Get("X-Request-Id"),
+			RequestID: r.Header.Get("X-Request-Id"), CacheStatus: rec.cacheStatus,
 		})
 	}
 }

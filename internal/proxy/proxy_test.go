@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -835,4 +836,73 @@ func TestH2CToBackend(t *testing.T) {
 	if _, proto := getBody(t, mustReq(t, "GET", url+"/", nil)); proto != "HTTP/2.0" {
 		t.Errorf("the backend saw %q; want HTTP/2.0 over h2c", proto)
 	}
+}
+
+func TestCache(t *testing.T) {
+	var calls atomic.Int64
+	var failing atomic.Bool
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		switch r.URL.Path {
+		case "/short":
+			w.Header().Set("Cache-Control", "max-age=1")
+		case "/private":
+			w.Header().Set("Cache-Control", "private")
+		case "/slow":
+			time.Sleep(200 * time.Millisecond)
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		}
+		fmt.Fprintf(w, "answer %d", n)
+	})
+	cache, err := NewCache(1<<20, map[int]time.Duration{200: time.Minute, 404: time.Minute}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: poolFor(t, app), Policy: &balance.RoundRobin{}, Cache: cache}}})
+	status := func(path string, hdr ...string) (string, string) {
+		req := mustReq(t, "GET", url+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, body := getBody(t, req)
+		return res.Header.Get("X-Cache-Status"), body
+	}
+	check := func(path, want, wantBody string, hdr ...string) {
+		t.Helper()
+		got, body := status(path, hdr...)
+		if got != want || (wantBody != "" && body != wantBody) {
+			t.Errorf("GET %s: %s %q; want %s %q", path, got, body, want, wantBody)
+		}
+	}
+	check("/a", "MISS", "answer 1")
+	check("/a", "HIT", "answer 1")
+	check("/a", "BYPASS", "answer 2", "Authorization", "Bearer x")
+	check("/missing", "MISS", "")
+	check("/missing", "HIT", "")
+	check("/private", "MISS", "")
+	check("/private", "MISS", "") // never stored
+
+	// Concurrent misses collapse into one upstream request.
+	calls.Store(0)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { status("/slow") })
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("10 concurrent misses made %d upstream requests; want 1", n)
+	}
+
+	// An expired copy is served when the refresh fails.
+	_, first := status("/short")
+	time.Sleep(1100 * time.Millisecond)
+	failing.Store(true)
+	check("/short", "STALE", first)
+	failing.Store(false)
+	check("/short", "EXPIRED", "")
 }
