@@ -80,12 +80,18 @@ func (f *frontend) load(cfg *config.Config) error {
 	}
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		if r.Root == "" && pools[r.To] == nil {
+		if r.Root == "" && !r.Gateway && pools[r.To] == nil {
 			return fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To)
 		}
 		route, err := buildRoute(cfg, r, pools[r.To])
 		if err != nil {
 			return err
+		}
+		if r.Gateway {
+			if route.Gateway, err = gatewayServices(cfg, r, pools); err != nil {
+				return err
+			}
+			route.StripPrefix = r.StripPrefix == nil || *r.StripPrefix
 		}
 		routes = append(routes, route)
 	}
@@ -183,6 +189,32 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 		route.Compress = &proxy.Compression{Level: c.Level, MinSize: int(c.MinSize), Types: c.Types, Zstd: c.Zstd != nil && *c.Zstd}
 	}
 	return route, nil
+}
+
+// gatewayServices are the routes a gateway can reach: every proxy-mode app
+// and every upstream, each with the gateway route's options.
+func gatewayServices(cfg *config.Config, gw *config.Route, pools map[string]*balance.Pool) (map[string]proxy.Route, error) {
+	services := map[string]proxy.Route{}
+	add := func(name string) error {
+		r := *gw
+		r.Gateway, r.To = false, name
+		route, err := buildRoute(cfg, &r, pools[name])
+		services[name] = route
+		return err
+	}
+	for _, a := range cfg.Apps {
+		if a.Mode != config.SharedMode && pools[a.Name] != nil {
+			if err := add(a.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, u := range cfg.Upstreams {
+		if err := add(u.Name); err != nil {
+			return nil, err
+		}
+	}
+	return services, nil
 }
 
 func transportOptions(o config.ProxyOptions) proxy.TransportOptions {

@@ -244,6 +244,10 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for _, r := range c.Routes {
+		if r.Gateway && r.StripPrefix == nil {
+			on := true
+			r.StripPrefix = &on
+		}
 		if r.Root != "" && !filepath.IsAbs(r.Root) {
 			r.Root = filepath.Join(base, r.Root)
 		}
@@ -554,6 +558,10 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			paths[r.Path] = i
 		}
 		switch {
+		case r.Gateway:
+			if r.To != "" || r.Root != "" {
+				add(p+".gateway", "a gateway picks the service from the path; remove to: and root:")
+			}
 		case r.Root != "":
 			if r.To != "" {
 				add(p+".root", "a route serves files (root:) or proxies (to:), not both; keep one")

@@ -379,6 +379,13 @@ type Route struct {
 	// Balance is round_robin (smooth weighted, default), least_conn,
 	// random_two, ip_hash or hash (consistent, on hash_key).
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
+	// Gateway makes this route an API gateway, as the seed's APIGateway:
+	// PATH/NAME/... goes to the app or upstream NAME, with this route's
+	// options; an unknown NAME is a 404 JSON listing the services.
+	Gateway bool `yaml:"gateway" json:"gateway,omitempty"`
+	// StripPrefix, for a gateway, forwards only what follows PATH/NAME
+	// (/api/users/7 reaches users as /7). Default true.
+	StripPrefix *bool `yaml:"strip_prefix" json:"strip_prefix,omitempty"`
 	// Root serves the files of this folder instead of proxying (like NGINX's
 	// alias: /static/app.js under path /static is ROOT/app.js), with ETag,
 	// Last-Modified and Range. Relative to the config's folder.

@@ -172,3 +172,46 @@ routes:
 		t.Errorf("herd's log does not say the server failed its check")
 	}
 }
+
+// TestGatewayRoutesByServiceName is the seed's APIGateway: /api/NAME/...
+// reaches the app or upstream NAME.
+func TestGatewayRoutesByServiceName(t *testing.T) {
+	legacy, _ := startTestapp(t, "legacy")
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  users:
+    command: TESTAPP --greeting users
+    instances: 2
+  orders:
+    command: TESTAPP --greeting orders
+upstreams:
+  legacy:
+    servers: [{url: "http://%s"}]
+routes:
+  - path: /api
+    gateway: true
+    queue_timeout: 300ms
+`, legacy))
+	for path, want := range map[string]string{
+		"/api/users/":            "users",
+		"/api/orders/slow?ms=0":  "orders",
+		"/api/legacy/slow?ms=0":  "legacy",
+		"/api/users/slow?ms=0&x": "users",
+	} {
+		var who whoAmI
+		if code := h.getJSON("http://"+h.public+path, &who); code != 200 || who.Greeting != want {
+			t.Errorf("GET %s = %d %+v; want %s", path, code, who, want)
+		}
+	}
+	code, body := get(t, "http://"+h.public+"/api/billing/x")
+	if code != 404 || !strings.Contains(string(body), `no service named \"billing\"`) || !strings.Contains(string(body), "legacy, orders, users") {
+		t.Errorf("unknown service = %d %s; want 404 JSON listing the services", code, body)
+	}
+	if out, err := h.cli("stop", "orders"); err != nil {
+		t.Fatalf("herd stop orders: %v\n%s", err, out)
+	}
+	code, body = get(t, "http://"+h.public+"/api/orders/")
+	if code != 503 || !strings.Contains(string(body), `"app":"orders"`) {
+		t.Errorf("stopped service = %d %s; want 503 JSON naming orders", code, body)
+	}
+}

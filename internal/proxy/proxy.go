@@ -56,6 +56,12 @@ type Route struct {
 	Conns *ConnLimit
 	// Cache, if set, keeps responses in memory (see Cache).
 	Cache *Cache
+	// Gateway, if set, makes the route an API gateway: /PATH/NAME/rest goes
+	// to the service NAME (an app or upstream), whose own route options
+	// these are; an unknown NAME is a 404 JSON naming the services.
+	Gateway map[string]Route
+	// StripPrefix, for a gateway, forwards /rest instead of the full path.
+	StripPrefix bool
 	// Files, if set, serves the route instead of the pool (see Static).
 	Files http.Handler
 	// Compress, if set, compresses responses (see Compression).
@@ -192,7 +198,8 @@ type Handler struct {
 type route struct {
 	Route
 	proxy      *httputil.ReverseProxy
-	compressed http.Handler // proxy behind gzhttp, when Compress is set
+	compressed http.Handler      // proxy behind gzhttp, when Compress is set
+	services   map[string]*route // a gateway's, by service name
 }
 
 // New returns a Handler for opts. Routes to the same pool share one
@@ -204,43 +211,61 @@ func New(opts Options) (*Handler, error) {
 	}
 	transports := map[*balance.Pool]http.RoundTripper{}
 	for _, r := range opts.Routes {
-		if r.QueueTimeout <= 0 {
-			r.QueueTimeout = 5 * time.Second
+		rt, err := h.build(r, transports)
+		if err != nil {
+			return nil, err
 		}
-		base, ok := transports[r.Pool]
-		if !ok {
-			base = newTransport(r.Transport)
-			transports[r.Pool] = base
-		}
-		rt := &route{Route: r}
-		rt.proxy = &httputil.ReverseProxy{
-			Rewrite:   h.rewrite,
-			Transport: &pickTransport{route: &rt.Route, base: base},
-			// 0, not -1: ReverseProxy already flushes every write of a
-			// stream (text/event-stream, or no Content-Length), while -1 on
-			// every response costs an extra write of the headers alone and a
-			// timer per request (13 % of throughput, measured).
-			FlushInterval:  0,
-			BufferPool:     bufferPool{},
-			ErrorHandler:   h.errorHandler(&rt.Route),
-			ModifyResponse: modifyResponse(&rt.Route),
-			ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-		}
-		if r.Compress != nil {
-			var target http.Handler = rt.proxy
-			if r.Files != nil {
-				target = r.Files
+		if r.Gateway != nil {
+			rt.services = map[string]*route{}
+			for name, svc := range r.Gateway {
+				svc.Path, svc.App = r.Path, name
+				if rt.services[name], err = h.build(svc, transports); err != nil {
+					return nil, err
+				}
 			}
-			c, err := r.Compress.wrap(target)
-			if err != nil {
-				return nil, err
-			}
-			rt.compressed = c
 		}
 		h.routes = append(h.routes, rt)
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].Path) > len(h.routes[j].Path) })
 	return h, nil
+}
+
+// build makes the handler of one route; routes to one pool share its transport.
+func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper) (*route, error) {
+	if r.QueueTimeout <= 0 {
+		r.QueueTimeout = 5 * time.Second
+	}
+	base, ok := transports[r.Pool]
+	if !ok {
+		base = newTransport(r.Transport)
+		transports[r.Pool] = base
+	}
+	rt := &route{Route: r}
+	rt.proxy = &httputil.ReverseProxy{
+		Rewrite:   h.rewrite,
+		Transport: &pickTransport{route: &rt.Route, base: base},
+		// 0, not -1: ReverseProxy already flushes every write of a
+		// stream (text/event-stream, or no Content-Length), while -1 on
+		// every response costs an extra write of the headers alone and a
+		// timer per request (13 % of throughput, measured).
+		FlushInterval:  0,
+		BufferPool:     bufferPool{},
+		ErrorHandler:   h.errorHandler(&rt.Route),
+		ModifyResponse: modifyResponse(&rt.Route),
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	if r.Compress != nil {
+		var target http.Handler = rt.proxy
+		if r.Files != nil {
+			target = r.Files
+		}
+		c, err := r.Compress.wrap(target)
+		if err != nil {
+			return nil, err
+		}
+		rt.compressed = c
+	}
+	return rt, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -256,7 +281,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.done(nil, rec, r, start)
 		return
 	}
-	defer h.done(rt, rec, r, start)
+	served := rt // the gateway's service, once known, for metrics and logs
+	defer func() { h.done(served, rec, r, start) }()
 	if rl := rt.Rate; rl != nil {
 		wait, ok, retry := rl.Reserve(h.limitKey(r, rl.Key), start)
 		if !ok {
@@ -303,6 +329,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The transport notes the instance and its time on the recorder.
 		r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
 	}
+	if rt.services != nil {
+		svc, rest := serviceOf(rt.Path, r.URL.Path)
+		target := rt.services[svc]
+		if target == nil {
+			names := make([]string, 0, len(rt.services))
+			for n := range rt.services {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			writeError(rec, r, http.StatusNotFound, "", fmt.Sprintf("no service named %q behind %s; services: %s", svc, rt.Path, strings.Join(names, ", ")))
+			return
+		}
+		if rt.StripPrefix {
+			r.URL.Path, r.URL.RawPath = rest, ""
+		}
+		served, rt = target, target
+	}
 	if rt.Cache != nil && r.Header.Get("Upgrade") == "" {
 		next := http.Handler(rt.proxy)
 		if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" {
@@ -348,6 +391,15 @@ func (h *Handler) match(path string) *route {
 		}
 	}
 	return nil
+}
+
+// serviceOf splits a gateway path: under prefix /api, /api/users/7 is
+// service "users" with the rest "/7".
+func serviceOf(prefix, path string) (service, rest string) {
+	p := strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))
+	p = strings.TrimPrefix(p, "/")
+	service, rest, _ = strings.Cut(p, "/")
+	return service, "/" + rest
 }
 
 // matchPrefix reports whether path is prefix or lies below it.
