@@ -906,3 +906,18 @@ func TestCache(t *testing.T) {
 	failing.Store(false)
 	check("/short", "EXPIRED", "")
 }
+
+func TestServiceOf(t *testing.T) {
+	tests := []struct{ prefix, path, service, rest string }{
+		{"/api", "/api/users/7", "users", "/7"},
+		{"/api", "/api/users", "users", "/"},
+		{"/api/", "/api/users/a/b", "users", "/a/b"},
+		{"/", "/orders/1", "orders", "/1"},
+		{"/api", "/api/", "", "/"},
+	}
+	for _, tc := range tests {
+		if s, r := serviceOf(tc.prefix, tc.path); s != tc.service || r != tc.rest {
+			t.Errorf("serviceOf(%q, %q) = %q, %q; want %q, %q", tc.prefix, tc.path, s, r, tc.service, tc.rest)
+		}
+	}
+}
