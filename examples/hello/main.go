@@ -35,7 +35,11 @@ func main() {
 	// Finish in-flight requests on SIGTERM, as herd expects of an instance.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// ListenAndServe returns as soon as Shutdown starts, so main waits for
+	// Shutdown itself: returning earlier would cut the requests in flight.
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -45,4 +49,5 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+	<-drained
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,7 +81,7 @@ func TestMain(m *testing.M) {
 			}
 		}()
 		waitTerm()
-		_ = hog[len(hog)-1]
+		runtime.KeepAlive(hog) // live until the end, whatever the compiler sees
 	}
 	os.Exit(0)
 }

@@ -118,7 +118,11 @@ func main() {
 	srv := &http.Server{Handler: mux}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// Serve returns as soon as Shutdown starts; exiting then would cut the
+	// requests Shutdown is waiting for, so main waits for it to finish.
+	shutdown := make(chan struct{})
 	go func() {
+		defer close(shutdown)
 		for s := range sigs {
 			if *ignoreTerm && s == syscall.SIGTERM {
 				fmt.Println("testapp: ignoring SIGTERM")
@@ -138,6 +142,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
 		os.Exit(2)
 	}
+	<-shutdown
 	fmt.Println("testapp: stopped gracefully")
 }
 
