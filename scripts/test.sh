@@ -7,6 +7,8 @@
 #
 #   bash scripts/test.sh              everything
 #   bash scripts/test.sh --lint-only  go vet and staticcheck only (`make lint`)
+#   bash scripts/test.sh --services   start Redis and PostgreSQL, print their
+#                                     HERD_TEST_* variables, serve until ^C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +22,9 @@ STATICCHECK_VERSION="(0.8.2)" # what `staticcheck -version` prints for v0.8.2
 STATICCHECK_MODULE=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # ---- Debian packages the tests need -----------------------------------------
-# gcc and libc6-dev: `go test -race` needs cgo. Later work adds redis-server,
-# postgresql, … here.
-APT_PACKAGES=(gcc libc6-dev)
+# gcc and libc6-dev: `go test -race` needs cgo; redis-server and
+# postgresql-15 are the real servers the registry and shop tests use.
+APT_PACKAGES=(gcc libc6-dev redis-server postgresql-15)
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -77,15 +79,77 @@ need_staticcheck
 # Tests read that variable and skip without it, unless HERD_REQUIRE_SERVICES=1
 # (set below), in which case they fail.
 SERVICE_PIDS=()
+SERVICE_TMP=
+PG_DATA=
+PG_BIN=/usr/lib/postgresql/15/bin
 cleanup() {
 	local p
+	if [ -n "$PG_DATA" ]; then
+		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+	fi
 	for p in "${SERVICE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${SERVICE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -n "$SERVICE_TMP" ] && rm -rf "$SERVICE_TMP"
 }
 trap cleanup EXIT
 
+# free_port: a loopback TCP port nothing listens on now.
+free_port() {
+	local port
+	while :; do
+		port=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return
+		fi
+	done
+}
+
+# wait_for WHAT CMD...: retry CMD for up to 15 s.
+wait_for() {
+	local what=$1 i
+	shift
+	for i in $(seq 150); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "$what did not start" >&2
+	return 1
+}
+
+start_services() {
+	SERVICE_TMP=$(mktemp -d /tmp/herd-test.XXXXXX)
+	chmod 755 "$SERVICE_TMP"
+
+	step "starting redis-server"
+	local rport
+	rport=$(free_port)
+	redis-server --port "$rport" --bind 127.0.0.1 --dir "$SERVICE_TMP" --save '' --appendonly no \
+		--daemonize no --loglevel warning >"$SERVICE_TMP/redis.log" 2>&1 &
+	SERVICE_PIDS+=($!)
+	wait_for redis-server redis-cli -p "$rport" ping
+	export HERD_TEST_REDIS_URL="redis://127.0.0.1:$rport/0"
+
+	# PostgreSQL refuses to run as root: its folder belongs to postgres.
+	step "starting postgresql"
+	local pport
+	pport=$(free_port)
+	PG_DATA=$SERVICE_TMP/pg
+	mkdir "$PG_DATA" && chown postgres "$PG_DATA"
+	quietly runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres
+	cat >>"$PG_DATA/postgresql.conf" <<-EOF
+		port = $pport
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$PG_DATA'
+		fsync = off
+		max_connections = 200
+	EOF
+	quietly runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w start
+	export HERD_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pport/postgres?sslmode=disable"
+}
+
 # ---- Checks -----------------------------------------------------------------
-if [ "${1:-}" != "--lint-only" ]; then
+if [ "${1:-}" = "" ]; then
 	step "gofmt"
 	go_files=()
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -107,13 +171,22 @@ if [ "${1:-}" != "--lint-only" ]; then
 	fi
 fi
 
-step "go vet"
-go vet ./...
+if [ "${1:-}" != "--services" ]; then
+	step "go vet"
+	go vet ./...
 
-step "staticcheck"
-staticcheck ./...
+	step "staticcheck"
+	staticcheck ./...
+fi
 
 [ "${1:-}" = "--lint-only" ] && exit 0
+
+start_services
+if [ "${1:-}" = "--services" ]; then
+	echo "export HERD_TEST_REDIS_URL='$HERD_TEST_REDIS_URL' HERD_TEST_POSTGRES_URL='$HERD_TEST_POSTGRES_URL'"
+	echo "serving until interrupted" >&2
+	while :; do sleep 3600; done
+fi
 
 step "go test -race"
 HERD_REQUIRE_SERVICES=1 go test -race -count=1 -timeout 20m ./...

@@ -1,92 +1,248 @@
-// Package admin serves herd's admin listener: /health (are all apps
-// serving?), /status (JSON snapshot of every instance) and /metrics
-// (Prometheus). It reads state through a function and never changes it.
+// Package admin serves herd's admin listener: /health (does every required
+// service have a ready instance?), /status (JSON snapshot of every
+// instance), /metrics (Prometheus), /services (the services a gateway
+// reaches; POST and DELETE register outside ones) and /debug/pprof. It
+// reads state through functions; only the registry endpoints change any.
 package admin
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/herdhq/herd/internal/registry"
 	"github.com/herdhq/herd/internal/supervisor"
 )
 
 // StatusFunc returns a snapshot of every app.
 type StatusFunc func() []supervisor.AppStatus
 
+// Options are what the admin listener serves from.
+type Options struct {
+	// Status is every app's instances, for /status.
+	Status StatusFunc
+	// Gatherer is scraped by /metrics.
+	Gatherer prometheus.Gatherer
+	// Services lists every service a gateway reaches (apps, upstreams,
+	// registered), for /services and /health.
+	Services func() []registry.ServiceStatus
+	// Required names the services /health needs a ready instance of.
+	Required func() []string
+	// Registry takes POST and DELETE /services; nil refuses them.
+	Registry *registry.Registry
+}
+
 // Handler returns the admin http.Handler.
-func Handler(status StatusFunc, gatherer prometheus.Gatherer) http.Handler {
+func Handler(opts Options) http.Handler {
 	started := time.Now()
 	mux := http.NewServeMux()
-	mux.HandleFunc("/health", onlyGET(func(w http.ResponseWriter, r *http.Request) {
-		apps := status()
-		var notReady []string
-		summary := make(map[string]appHealth, len(apps))
-		for _, a := range apps {
-			h := appHealth{Instances: len(a.Instances)}
-			for _, in := range a.Instances {
-				if in.State == supervisor.Ready {
-					h.Ready++
-				}
-			}
-			summary[a.Name] = h
-			if h.Ready == 0 {
-				notReady = append(notReady, a.Name)
-			}
-		}
-		if len(notReady) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Apps: summary, NotReady: notReady,
-				Reason: "some apps have no ready instance"})
-			return
-		}
-		writeJSON(w, http.StatusOK, healthBody{Status: "ok", Apps: summary})
-	}))
-	mux.HandleFunc("/status", onlyGET(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /health", HealthHandler(opts.Services, opts.Required))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, statusBody{
 			Pid:           os.Getpid(),
 			UptimeSeconds: time.Since(started).Seconds(),
-			Apps:          status(),
+			Apps:          opts.Status(),
 		})
-	}))
-	mux.Handle("/metrics", onlyGET(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
-	// Profiles of herd itself, for `go tool pprof http://ADMIN/debug/pprof/profile`.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status, /metrics and /debug/pprof/"})
 	})
-	return mux
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /services", ServicesHandler(opts.Services))
+	mux.Handle("GET /services/{name}", ServicesHandler(opts.Services))
+	reg := registrar{opts.Registry}
+	mux.HandleFunc("POST /services", reg.register)
+	mux.HandleFunc("DELETE /services/{name}/{id}", reg.deregister)
+	// Profiles of herd itself, for `go tool pprof http://ADMIN/debug/pprof/profile`.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return jsonErrors(mux)
 }
 
-// onlyGET answers other methods with a JSON 405, as every herd error is JSON.
-func onlyGET(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method Not Allowed", Reason: r.Method + " is not served here; use GET"})
+// jsonErrors answers what the mux does not route with JSON, as every herd
+// error is: 404 for unknown paths, 405 for a method a path does not take.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
 			return
 		}
-		h(w, r)
+		// The mux's own 405 sets Allow; catch it to write JSON instead.
+		probe := &statusOnly{header: http.Header{}}
+		mux.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method Not Allowed", Reason: r.Method + " is not served here; use " + allow})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status, /metrics, /services and /debug/pprof/"})
+	})
+}
+
+// statusOnly records what the mux would answer, writing nothing.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.status = code }
+
+// HealthHandler answers the aggregate health: 200 when every required
+// service has a ready instance, else 503 listing those that have none.
+func HealthHandler(services func() []registry.ServiceStatus, required func() []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		byName := map[string]registry.ServiceStatus{}
+		summary := map[string]serviceHealth{}
+		for _, s := range services() {
+			byName[s.Name] = s
+			summary[s.Name] = serviceHealth{Kind: s.Kind, Healthy: s.Healthy, Instances: len(s.Instances)}
+		}
+		var failing []string
+		for _, name := range required() {
+			if byName[name].Healthy == 0 {
+				failing = append(failing, name)
+			}
+		}
+		if len(failing) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Services: summary, Failing: failing,
+				Reason: "no ready instance of: " + strings.Join(failing, ", ")})
+			return
+		}
+		writeJSON(w, http.StatusOK, healthBody{Status: "ok", Services: summary})
+	})
+}
+
+// ServicesHandler lists the services, or with a {name} path value, one.
+func ServicesHandler(services func() []registry.ServiceStatus) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		all := services()
+		name := r.PathValue("name")
+		if name == "" {
+			writeJSON(w, http.StatusOK, servicesBody{Services: all})
+			return
+		}
+		for _, s := range all {
+			if s.Name == name {
+				writeJSON(w, http.StatusOK, s)
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: fmt.Sprintf("no service named %q", name)})
+	})
+}
+
+// registrar serves POST and DELETE /services.
+type registrar struct{ reg *registry.Registry }
+
+type registration struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	ID     string `json:"id"`
+	Health string `json:"health"`
+	// TTL is "30s" or a number of seconds.
+	TTL json.RawMessage `json:"ttl"`
+}
+
+func (g registrar) register(w http.ResponseWriter, r *http.Request) {
+	if g.reg == nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Service Unavailable", Reason: "this herd has no service registry"})
+		return
+	}
+	var in registration
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "Bad Request",
+			Reason: "the body must be JSON like {\"name\": \"users\", \"url\": \"http://10.0.0.5:3001\", \"ttl\": \"30s\"}: " + err.Error()})
+		return
+	}
+	ttl, err := parseTTL(in.TTL)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "Bad Request", Reason: err.Error(), Field: "ttl"})
+		return
+	}
+	saved, err := g.reg.Register(r.Context(), registry.Instance{Service: in.Name, URL: in.URL, ID: in.ID, Health: in.Health}, ttl)
+	switch {
+	case errors.Is(err, registry.ErrInvalid):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "Bad Request", Reason: err.Error(), Field: fieldOf(err)})
+	case errors.Is(err, registry.ErrLocal):
+		writeJSON(w, http.StatusConflict, errorBody{Error: "Conflict", Reason: err.Error(), Field: "name"})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Service Unavailable", Reason: err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, saved)
 	}
 }
 
-type appHealth struct {
-	Ready     int `json:"ready"`
-	Instances int `json:"instances"`
+// fieldOf names the field a registry.ErrInvalid is about: its message
+// starts with it ("invalid registration: url ...").
+func fieldOf(err error) string {
+	msg := strings.TrimPrefix(err.Error(), registry.ErrInvalid.Error()+": ")
+	field, _, _ := strings.Cut(msg, " ")
+	if field == "name" || field == "url" || field == "id" || field == "health" || field == "ttl" {
+		return field
+	}
+	return ""
+}
+
+func parseTTL(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var secs float64
+	if json.Unmarshal(raw, &secs) == nil {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if d, err := time.ParseDuration(s); err == nil {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("ttl %s: write a duration like \"30s\" or a number of seconds", raw)
+}
+
+func (g registrar) deregister(w http.ResponseWriter, r *http.Request) {
+	if g.reg == nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Service Unavailable", Reason: "this herd has no service registry"})
+		return
+	}
+	err := g.reg.Deregister(r.Context(), r.PathValue("name"), r.PathValue("id"))
+	switch {
+	case errors.Is(err, registry.ErrUnknown):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "Service Unavailable", Reason: err.Error()})
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+type serviceHealth struct {
+	Kind      string `json:"kind"`
+	Healthy   int    `json:"healthy"`
+	Instances int    `json:"instances"`
 }
 
 type healthBody struct {
-	Status   string               `json:"status"`
-	Reason   string               `json:"reason,omitempty"`
-	NotReady []string             `json:"not_ready,omitempty"`
-	Apps     map[string]appHealth `json:"apps"`
+	Status   string                   `json:"status"`
+	Reason   string                   `json:"reason,omitempty"`
+	Failing  []string                 `json:"failing,omitempty"`
+	Services map[string]serviceHealth `json:"services"`
+}
+
+type servicesBody struct {
+	Services []registry.ServiceStatus `json:"services"`
 }
 
 type statusBody struct {
@@ -98,6 +254,7 @@ type statusBody struct {
 type errorBody struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
+	Field  string `json:"field,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,10 +2,13 @@ package admin
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/herdhq/herd/internal/registry"
 	"github.com/herdhq/herd/internal/supervisor"
 )
 
@@ -15,30 +18,69 @@ func TestHandler(t *testing.T) {
 		{Name: "api", Instances: []supervisor.InstanceStatus{{Index: 0, State: supervisor.Errored}}},
 	}
 	status := func() []supervisor.AppStatus { return apps }
-	h := Handler(status, NewMetrics(status).Registry)
+	services := func() []registry.ServiceStatus {
+		var out []registry.ServiceStatus
+		for _, a := range apps {
+			s := registry.ServiceStatus{Name: a.Name, Kind: "app"}
+			for _, in := range a.Instances {
+				ready := in.State == supervisor.Ready
+				if ready {
+					s.Healthy++
+				}
+				s.Instances = append(s.Instances, registry.InstanceStatus{ID: strconv.Itoa(in.Index), Healthy: ready, State: string(in.State)})
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	required := []string{"web", "api"}
+	reg := registry.New(registry.Options{})
+	h := Handler(Options{Status: status, Gatherer: NewMetrics(status).Registry, Services: services,
+		Required: func() []string { return required }, Registry: reg})
 
 	tests := []struct {
 		name     string
 		method   string
 		path     string
+		body     string
 		wantCode int
 		wantBody []string
 	}{
-		{"health names the app without a ready instance", "GET", "/health", 503,
-			[]string{`"status": "unavailable"`, `"not_ready": [`, `"api"`}},
-		{"status lists every instance", "GET", "/status", 200,
+		{"health names the required service without a ready instance", "GET", "/health", "", 503,
+			[]string{`"status": "unavailable"`, `"failing": [`, `"api"`, `"reason": "no ready instance of: api"`}},
+		{"status lists every instance", "GET", "/status", "", 200,
 			[]string{`"name": "web"`, `"state": "backoff"`, `"state": "errored"`, `"pid": 10`}},
-		{"metrics exposes instance state", "GET", "/metrics", 200,
+		{"metrics exposes instance state", "GET", "/metrics", "", 200,
 			[]string{`herd_instance_state{app="api",instance="0",state="errored"} 1`, `go_goroutines`}},
-		{"unknown path is JSON", "GET", "/nope", 404, []string{`"reason": "the admin listener serves /health, /status, /metrics and /debug/pprof/"`}},
-		{"wrong method is JSON", "POST", "/health", 405, []string{`"reason": "POST is not served here; use GET"`}},
+		{"services lists apps", "GET", "/services", "", 200, []string{`"name": "web"`, `"kind": "app"`, `"healthy": 1`}},
+		{"one service", "GET", "/services/api", "", 200, []string{`"name": "api"`, `"healthy": 0`}},
+		{"unknown service", "GET", "/services/nope", "", 404, []string{`"reason": "no service named \"nope\""`}},
+		{"register", "POST", "/services", `{"name": "billing", "url": "http://127.0.0.1:9001", "ttl": "10s"}`, 200,
+			[]string{`"service": "billing"`, `"url": "http://127.0.0.1:9001"`, `"ttl_seconds": 10`}},
+		{"register with ttl in seconds", "POST", "/services", `{"name": "billing", "url": "http://127.0.0.1:9002", "ttl": 5}`, 200,
+			[]string{`"ttl_seconds": 5`}},
+		{"register a bad url", "POST", "/services", `{"name": "billing", "url": "ftp://x"}`, 400,
+			[]string{`"field": "url"`, `write http://HOST:PORT`}},
+		{"register a bad name", "POST", "/services", `{"name": "Bad Name", "url": "http://127.0.0.1:1"}`, 400,
+			[]string{`"field": "name"`}},
+		{"register a bad ttl", "POST", "/services", `{"name": "b", "url": "http://127.0.0.1:1", "ttl": "soon"}`, 400,
+			[]string{`"field": "ttl"`}},
+		{"register unknown fields", "POST", "/services", `{"name": "b", "address": "x"}`, 400,
+			[]string{`unknown field \"address\"`}},
+		{"register not JSON", "POST", "/services", `name=b`, 400, []string{`the body must be JSON`}},
+		{"deregister unknown", "DELETE", "/services/billing/nope", "", 404, []string{`no such registration: billing/nope`}},
+		{"unknown path is JSON", "GET", "/nope", "", 404, []string{`"reason": "the admin listener serves /health, /status, /metrics, /services and /debug/pprof/"`}},
+		{"wrong method is JSON", "POST", "/health", "", 405, []string{`"reason": "POST is not served here; use GET, HEAD"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
 			if rec.Code != tc.wantCode {
 				t.Errorf("code = %d; want %d", rec.Code, tc.wantCode)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" && tc.path != "/metrics" {
+				t.Errorf("Content-Type = %q; want application/json", ct)
 			}
 			for _, w := range tc.wantBody {
 				if !strings.Contains(rec.Body.String(), w) {
@@ -48,13 +90,37 @@ func TestHandler(t *testing.T) {
 		})
 	}
 
+	// The registrations above are in the registry, and leave it.
+	if got := reg.Names(); len(got) != 1 || got[0] != "billing" {
+		t.Fatalf("registered services = %v; want [billing]", got)
+	}
+	if n := len(reg.Pool("billing").Backends()); n != 2 {
+		t.Fatalf("billing has %d instances; want 2", n)
+	}
+	for _, st := range reg.Status()[0].Instances {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("DELETE", "/services/billing/"+st.ID, nil))
+		if rec.Code != http.StatusNoContent {
+			t.Errorf("DELETE %s = %d %s; want 204", st.ID, rec.Code, rec.Body)
+		}
+	}
+	if got := reg.Names(); len(got) != 0 {
+		t.Errorf("after deregistering: %v; want none", got)
+	}
+
 	apps[1].Instances[0].State = supervisor.Ready
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
 	var body healthBody
 	json.Unmarshal(rec.Body.Bytes(), &body)
-	if rec.Code != 200 || body.Status != "ok" || body.Apps["web"].Ready != 1 || body.Apps["web"].Instances != 2 {
+	if rec.Code != 200 || body.Status != "ok" || body.Services["web"].Healthy != 1 || body.Services["web"].Instances != 2 {
 		t.Errorf("all apps ready: %d %+v; want 200 ok with counts", rec.Code, body)
+	}
+	required = []string{"web", "payments"}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"payments"`) {
+		t.Errorf("a required service nobody serves: %d %s; want 503 naming payments", rec.Code, rec.Body)
 	}
 }
 
@@ -64,7 +130,7 @@ func TestObserveRequest(t *testing.T) {
 	m.ObserveRequest("/", "web", 499, 0)
 	m.ObserveRequest("/", "web", 200, 0)
 	rec := httptest.NewRecorder()
-	Handler(func() []supervisor.AppStatus { return nil }, m.Registry).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	Handler(Options{Gatherer: m.Registry}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
 		`herd_requests_total{app="web",code="200",route="/"} 2`,
 		`herd_requests_total{app="web",code="499",route="/"} 1`,

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,8 +30,10 @@ import (
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
 	"github.com/herdhq/herd/internal/control"
+	"github.com/herdhq/herd/internal/health"
 	"github.com/herdhq/herd/internal/logbuf"
 	"github.com/herdhq/herd/internal/proxy"
+	"github.com/herdhq/herd/internal/registry"
 	"github.com/herdhq/herd/internal/supervisor"
 	"github.com/herdhq/herd/internal/systemd"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -60,6 +63,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := buildApps(ctx, cfg.Apps, log); err != nil {
+		public.Close()
+		adminLn.Close()
+		return err
+	}
+	store, err := registryStore(ctx, cfg)
+	if err != nil {
+		public.Close()
+		adminLn.Close()
+		return err
+	}
+	defer store.Close()
 	shared, err := listenShared(cfg)
 	if err != nil {
 		public.Close()
@@ -107,9 +122,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		weights[a.Name] = a.Weight
 	}
 	live := &liveBackends{byID: map[uint64]*balance.Backend{}, weights: weights}
+	var reg *registry.Registry
 	sup := supervisor.New(cfg, supervisor.Hooks{
 		Ready: func(in supervisor.Instance) {
 			pools[in.App].Add(live.add(in))
+			reg.Wake()
 		},
 		Drain: func(ctx context.Context, in supervisor.Instance) {
 			if b := live.get(in.ID); b != nil {
@@ -120,9 +137,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			if b := live.remove(in.ID); b != nil {
 				pools[in.App].Remove(b)
 			}
+			reg.Wake()
 		},
 	}, log, logs.Writer)
 	sup.Listeners = shared
+	sup.Env = herdEnv(cfg, public.Addr(), adminLn.Addr())
 
 	status := func() []supervisor.AppStatus {
 		apps := sup.Status()
@@ -136,7 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return apps
 	}
 	metrics := admin.NewMetrics(status)
-	mgr := &manager{cfgPath: cfg.File, env: opts.Env, sup: sup, status: status}
+	mgr := &manager{cfgPath: cfg.File, env: opts.Env, sup: sup, status: status, log: log}
 	var front *frontend
 	mgr.onReloadAll = func(c *config.Config) error { return front.load(c) }
 
@@ -150,6 +169,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	defer closeAccess()
 	front = &frontend{pools: pools, log: log, observe: metrics.ObserveRequest, access: access}
 	defer front.close()
+	reg = registry.New(registry.Options{
+		Store: store, Advertise: cfg.Registry.Advertise, TTL: time.Duration(cfg.Registry.TTL), Log: log,
+		Check: healthCheck(cfg.Registry.Check), Local: front.localPools,
+	})
+	front.directory = reg
+	services := func() []registry.ServiceStatus { return front.services(status(), reg) }
+	required := func() []string { return *front.required.Load() }
+	front.endpoints = map[string]http.Handler{
+		"health":   admin.HealthHandler(services, required),
+		"services": admin.ServicesHandler(services),
+	}
 	err = front.load(cfg)
 	if err != nil {
 		public.Close()
@@ -166,7 +196,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
 		ErrorLog:          errorLog,
 	}
-	adminSrv := &http.Server{Handler: admin.Handler(status, metrics.Registry), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	adminSrv := &http.Server{Handler: admin.Handler(admin.Options{
+		Status: status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: reg,
+	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
 	var httpsSrv *http.Server
 	var tlsLn net.Listener
 	if cfg.TLS.Cert != "" {
@@ -220,6 +252,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}()
 
 	wg.Go(func() { notifyReady(runCtx, status, log) })
+	regCtx, stopRegistry := context.WithCancel(context.Background())
+	regDone := make(chan struct{})
+	go func() {
+		reg.Run(regCtx)
+		close(regDone)
+	}()
 	var runErr error
 wait:
 	for {
@@ -240,6 +278,9 @@ wait:
 		}
 	}
 	_ = systemd.Notify("STOPPING=1")
+	// Other nodes stop routing here before the instances drain.
+	stopRegistry()
+	<-regDone
 	stopApps()
 
 	// The public listener stops accepting while instances drain; requests
@@ -503,4 +544,48 @@ func SocketPath(file string) string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return filepath.Join(os.TempDir(), "herd-"+hex.EncodeToString(sum[:6]), "herd.sock")
+}
+
+// registryStore opens the registry's store: Redis when registry.redis is
+// set (failing now if Redis does not answer), else memory.
+func registryStore(ctx context.Context, cfg *config.Config) (registry.Store, error) {
+	if cfg.Registry.Redis == "" {
+		return registry.NewMemoryStore(), nil
+	}
+	store, err := registry.NewRedisStore(ctx, cfg.Registry.Redis, cfg.Registry.Prefix)
+	if err != nil {
+		return nil, config.Errors{cfg.Problem("registry.redis", err.Error()+"; start Redis or fix the URL")}
+	}
+	return store, nil
+}
+
+// herdEnv tells instances where herd's gateway and admin API are, so that
+// services find each other without configuration.
+func herdEnv(cfg *config.Config, public, admin net.Addr) []string {
+	env := []string{"HERD_URL=http://" + loopbackAddr(public), "HERD_ADMIN_URL=http://" + loopbackAddr(admin)}
+	for _, r := range cfg.Routes {
+		if r.Gateway {
+			env = append(env, "HERD_GATEWAY_URL=http://"+loopbackAddr(public)+strings.TrimSuffix(r.Path, "/"))
+			break
+		}
+	}
+	return env
+}
+
+// loopbackAddr is addr with an unspecified host (listen: :8080) made
+// 127.0.0.1, an address an instance on this machine can dial.
+func loopbackAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func healthCheck(c config.HealthCheck) health.Check {
+	return health.Check{Path: c.Path, Interval: time.Duration(c.Interval), Timeout: time.Duration(c.Timeout),
+		Status: c.Status, Passes: c.Passes, Fails: c.Fails}
 }

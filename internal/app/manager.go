@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ type manager struct {
 	env     string // --env, applied to every re-read config
 	sup     *supervisor.Supervisor
 	status  func() []supervisor.AppStatus
+	log     *slog.Logger
 	// onReloadAll swaps in the routes and upstreams of a re-read config;
 	// `reload all` and SIGHUP call it before rolling the apps.
 	onReloadAll func(*config.Config) error
@@ -64,6 +66,15 @@ func (m *manager) Action(ctx context.Context, action, app string) error {
 			return control.Errorf(http.StatusBadRequest, "%s has problems, so nothing was changed:\n%v", m.cfgPath, err)
 		}
 		fresh = c
+		var building []*config.App
+		for _, name := range apps {
+			if a := fresh.App(name); a != nil {
+				building = append(building, a)
+			}
+		}
+		if err := buildApps(ctx, building, m.log); err != nil {
+			return control.Errorf(http.StatusBadRequest, "%v\nnothing was changed; the running instances keep serving", err)
+		}
 		if app == "all" && action == "reload" && m.onReloadAll != nil {
 			if err := m.onReloadAll(fresh); err != nil {
 				return control.Errorf(http.StatusBadRequest, "%s: %v; nothing was changed", m.cfgPath, err)

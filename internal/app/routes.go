@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/herdhq/herd/internal/health"
 	"github.com/herdhq/herd/internal/limits"
 	"github.com/herdhq/herd/internal/proxy"
+	"github.com/herdhq/herd/internal/registry"
+	"github.com/herdhq/herd/internal/supervisor"
 )
 
 // frontend is the public handler: the proxy built from the current config,
@@ -38,6 +41,29 @@ type frontend struct {
 	checks    map[string]context.CancelFunc // active health checks, by upstream
 	checking  sync.WaitGroup
 	current   atomic.Pointer[proxy.Handler]
+
+	// directory gives gateway routes the registered services.
+	directory proxy.Directory
+	// endpoints are herd's own handlers that serve: routes name.
+	endpoints map[string]http.Handler
+	// required names the services /health needs, from registry.require.
+	required atomic.Pointer[[]string]
+}
+
+// localPools returns the pools of the apps and of the upstreams, for the
+// registry: names it must not hand out, and instances it publishes.
+func (f *frontend) localPools() (apps, upstreams map[string]*balance.Pool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	apps, upstreams = map[string]*balance.Pool{}, map[string]*balance.Pool{}
+	for name, p := range f.pools {
+		if _, ok := f.upstreams[name]; ok {
+			upstreams[name] = p
+		} else {
+			apps[name] = p
+		}
+	}
+	return apps, upstreams
 }
 
 // close stops the health checks and waits for them.
@@ -80,7 +106,7 @@ func (f *frontend) load(cfg *config.Config) error {
 	}
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		if r.Root == "" && !r.Gateway && pools[r.To] == nil {
+		if r.Root == "" && !r.Gateway && r.Serve == "" && pools[r.To] == nil {
 			return fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To)
 		}
 		route, err := buildRoute(cfg, r, pools[r.To])
@@ -92,6 +118,10 @@ func (f *frontend) load(cfg *config.Config) error {
 				return err
 			}
 			route.StripPrefix = r.StripPrefix == nil || *r.StripPrefix
+			route.Directory = f.directory
+		}
+		if r.Serve != "" {
+			route.Files, route.App = f.endpoints[r.Serve], ""
 		}
 		routes = append(routes, route)
 	}
@@ -104,6 +134,13 @@ func (f *frontend) load(cfg *config.Config) error {
 		return err
 	}
 	f.current.Store(h)
+	required := cfg.Registry.Require
+	if required == nil {
+		for _, a := range cfg.Apps {
+			required = append(required, a.Name)
+		}
+	}
+	f.required.Store(&required)
 	// Health checks follow the pools: stop those of pools gone or rebuilt,
 	// start those of new pools.
 	if f.checks == nil {
@@ -120,8 +157,7 @@ func (f *frontend) load(cfg *config.Config) error {
 			ctx, cancel := context.WithCancel(context.Background())
 			f.checks[u.Name] = cancel
 			pool := pools[u.Name]
-			check := health.Check{Path: hc.Path, Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout),
-				Status: hc.Status, Passes: hc.Passes, Fails: hc.Fails}
+			check := healthCheck(hc)
 			f.checking.Go(func() { health.Run(ctx, pool, check, f.log) })
 		}
 	}
@@ -241,4 +277,48 @@ func retryPolicy(r config.Retry) proxy.RetryPolicy {
 		}
 	}
 	return p
+}
+
+// services describes every service a gateway reaches: the apps (from
+// their instances' states), the upstreams (from their servers' health) and
+// the registered services.
+func (f *frontend) services(apps []supervisor.AppStatus, reg *registry.Registry) []registry.ServiceStatus {
+	var out []registry.ServiceStatus
+	for _, a := range apps {
+		s := registry.ServiceStatus{Name: a.Name, Kind: "app", Instances: []registry.InstanceStatus{}}
+		for _, in := range a.Instances {
+			is := registry.InstanceStatus{ID: strconv.Itoa(in.Index), State: string(in.State), Healthy: in.State == supervisor.Ready, Inflight: in.Inflight}
+			if in.Port != 0 {
+				is.URL = "http://127.0.0.1:" + strconv.Itoa(in.Port)
+			}
+			if is.Healthy {
+				s.Healthy++
+			}
+			s.Instances = append(s.Instances, is)
+		}
+		out = append(out, s)
+	}
+	_, upstreams := f.localPools()
+	names := make([]string, 0, len(upstreams))
+	for name := range upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	now := time.Now()
+	for _, name := range names {
+		s := registry.ServiceStatus{Name: name, Kind: "upstream", Instances: []registry.InstanceStatus{}}
+		for _, b := range upstreams[name].Backends() {
+			is := registry.InstanceStatus{ID: strings.TrimPrefix(b.ID, name+"/"), URL: "http://" + b.Addr, Healthy: b.Available(now),
+				LastCheck: b.LastCheck(), Inflight: b.Inflight()}
+			if is.Healthy {
+				s.Healthy++
+			}
+			s.Instances = append(s.Instances, is)
+		}
+		out = append(out, s)
+	}
+	if reg != nil {
+		out = append(out, reg.Status()...)
+	}
+	return out
 }

@@ -32,6 +32,7 @@ type Backend struct {
 	draining  atomic.Bool
 	unhealthy atomic.Bool  // active health check
 	downUntil atomic.Int64 // unix nanoseconds; passive health
+	checkedAt atomic.Int64 // unix nanoseconds of the last active probe
 
 	failMu    sync.Mutex
 	fails     int
@@ -65,6 +66,17 @@ func (b *Backend) Available(now time.Time) bool {
 
 // Healthy reports the active health check's verdict (true without a check).
 func (b *Backend) Healthy() bool { return !b.unhealthy.Load() }
+
+// Checked notes when an active probe of the backend last finished.
+func (b *Backend) Checked(at time.Time) { b.checkedAt.Store(at.UnixNano()) }
+
+// LastCheck is when the backend was last probed; zero if never.
+func (b *Backend) LastCheck() time.Time {
+	if n := b.checkedAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // Fail records a connect error or timeout. Once maxFails have happened within
 // failTimeout, the backend is unavailable for failTimeout, like NGINX's

@@ -243,6 +243,15 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+	g := &c.Registry
+	setDefault(&g.TTL, 30*time.Second)
+	g.Check.Path = cmp.Or(g.Check.Path, "/health")
+	setDefault(&g.Check.Interval, 5*time.Second)
+	setDefault(&g.Check.Timeout, 2*time.Second)
+	g.Check.Passes = cmp.Or(g.Check.Passes, 1)
+	g.Check.Fails = cmp.Or(g.Check.Fails, 2)
+	g.Prefix = cmp.Or(g.Prefix, "herd:")
+	g.Advertise = cmp.Or(g.Advertise, "127.0.0.1")
 	for _, r := range c.Routes {
 		if r.Gateway && r.StripPrefix == nil {
 			on := true
@@ -435,6 +444,8 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			if msg := checkExecutable(a.Interpreter, a.Cwd); msg != "" {
 				add(p+".interpreter", "%s", msg)
 			}
+		case a.Build != "" && strings.Contains(a.Command[0], "/"):
+			// The build makes the program; a missing one is its failure.
 		default:
 			if msg := checkExecutable(a.Command[0], a.Cwd); msg != "" {
 				add(p+".command", "%s", msg)
@@ -558,6 +569,12 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			paths[r.Path] = i
 		}
 		switch {
+		case r.Serve != "":
+			if r.Serve != "health" && r.Serve != "services" {
+				add(p+".serve", "unknown endpoint %q; write serve: health or serve: services", r.Serve)
+			} else if r.To != "" || r.Root != "" || r.Gateway {
+				add(p+".serve", "a route serves herd's %s, or proxies (to:), files (root:) or services (gateway:); keep one", r.Serve)
+			}
 		case r.Gateway:
 			if r.To != "" || r.Root != "" {
 				add(p+".gateway", "a gateway picks the service from the path; remove to: and root:")
@@ -659,7 +676,33 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			}
 		}
 	}
+	c.validateRegistry(add)
 	return ps
+}
+
+// validateRegistry checks registry:; problems go through add.
+func (c *Config) validateRegistry(add func(path, format string, args ...any)) {
+	g := c.Registry
+	if g.Redis != "" && !strings.HasPrefix(g.Redis, "redis://") && !strings.HasPrefix(g.Redis, "rediss://") {
+		add("registry.redis", "%q is not a Redis URL; write redis://HOST:PORT/DB, like redis://127.0.0.1:6379/0", g.Redis)
+	}
+	if g.TTL != 0 && time.Duration(g.TTL) < time.Second {
+		add("registry.ttl", "%s is too short for a heartbeat; write 1s or more, like ttl: 30s", time.Duration(g.TTL))
+	}
+	if !strings.HasPrefix(g.Check.Path, "/") {
+		add("registry.check.path", "health checks need a path starting with /, like path: /health")
+	}
+	if g.Check.Status != 0 && (g.Check.Status < 100 || g.Check.Status > 599) {
+		add("registry.check.status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", g.Check.Status)
+	}
+	if g.Advertise != "" && net.ParseIP(g.Advertise) == nil && strings.ContainsAny(g.Advertise, ":/ ") {
+		add("registry.advertise", "%q is not a host; write an address or name like 10.0.0.5", g.Advertise)
+	}
+	for i, name := range g.Require {
+		if name == "" {
+			add("registry.require."+strconv.Itoa(i), "an empty name; write the name of a service")
+		}
+	}
 }
 
 // sameListener reports whether two host:port addresses would collide: the

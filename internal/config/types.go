@@ -38,6 +38,30 @@ type Config struct {
 	TLS TLS `yaml:"tls" json:"tls,omitempty"`
 	// Server configures the public listener's HTTP server.
 	Server Server `yaml:"server" json:"server"`
+	// Registry configures the service registry behind gateway routes and
+	// the admin listener's /services and /health.
+	Registry Registry `yaml:"registry" json:"registry"`
+}
+
+// Registry configures herd's service registry.
+type Registry struct {
+	// Redis, a redis:// URL, keeps the registry in Redis, shared by every
+	// herd node using it: each publishes its apps' ready instances and sees
+	// the others' and every registration. Default: in herd's memory.
+	Redis string `yaml:"redis" json:"redis,omitempty"`
+	// Prefix starts every Redis key herd writes. Default "herd:".
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+	// Advertise is the host other nodes reach this node's instances at.
+	// Default 127.0.0.1 (one machine).
+	Advertise string `yaml:"advertise" json:"advertise,omitempty"`
+	// TTL is given to registrations that name none. Default 30s.
+	TTL Duration `yaml:"ttl" json:"ttl,omitempty"`
+	// Check probes registered services. Default {path: /health, interval: 5s,
+	// timeout: 2s, passes: 1, fails: 2}; a registration may name its own path.
+	Check HealthCheck `yaml:"check" json:"check"`
+	// Require lists the services GET /health needs a ready instance of.
+	// Default: every app.
+	Require []string `yaml:"require" json:"require,omitempty"`
 }
 
 // App is one herd-managed app: a command run as N instances.
@@ -49,6 +73,12 @@ type App struct {
 
 	// Command is split like a shell would (quotes, backslashes) and run without a shell. Required.
 	Command Command `yaml:"command" json:"command,omitempty"`
+	// Build is a shell command (sh -c) run in Cwd before the instances
+	// start and again before each reload or restart, like
+	// `go build -o bin/api ./cmd/api`. A failing build stops `herd up`, or
+	// the reload, with its output; the running instances keep serving.
+	// Apps with the same build and cwd build once. Default: none.
+	Build string `yaml:"build" json:"build,omitempty"`
 	// Cwd is the working directory; relative paths are relative to the config file's folder.
 	// Default: the config file's folder.
 	Cwd string `yaml:"cwd" json:"cwd,omitempty"`
@@ -386,6 +416,11 @@ type Route struct {
 	// StripPrefix, for a gateway, forwards only what follows PATH/NAME
 	// (/api/users/7 reaches users as /7). Default true.
 	StripPrefix *bool `yaml:"strip_prefix" json:"strip_prefix,omitempty"`
+	// Serve answers the route with one of herd's own endpoints instead of
+	// proxying: "health" (the aggregate health of the admin listener's
+	// /health) or "services" (its GET /services), for load balancers and
+	// clients that only reach the public listener.
+	Serve string `yaml:"serve" json:"serve,omitempty"`
 	// Root serves the files of this folder instead of proxying (like NGINX's
 	// alias: /static/app.js under path /static is ROOT/app.js), with ETag,
 	// Last-Modified and Range. Relative to the config's folder.

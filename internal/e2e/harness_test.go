@@ -90,7 +90,14 @@ func startHerd(t *testing.T, body string) *herd {
 	h := startHerdNoWait(t, body)
 	h.waitHealthy(15 * time.Second)
 	// /health is 200 once every app has one ready instance; wait for all.
-	waitFor(t, 15*time.Second, "every instance to be ready", func() bool {
+	h.waitAllReady()
+	return h
+}
+
+// waitAllReady waits until every instance is ready.
+func (h *herd) waitAllReady() {
+	h.t.Helper()
+	waitFor(h.t, 15*time.Second, "every instance to be ready", func() bool {
 		for _, ins := range h.status() {
 			for _, in := range ins {
 				if in.State != "ready" {
@@ -100,7 +107,6 @@ func startHerd(t *testing.T, body string) *herd {
 		}
 		return true
 	})
-	return h
 }
 
 func startHerdNoWait(t *testing.T, body string) *herd {

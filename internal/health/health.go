@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,9 +49,18 @@ func Run(ctx context.Context, pool *balance.Pool, c Check, log *slog.Logger) {
 	for {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for _, b := range pool.Backends() {
+		backends := pool.Backends()
+		// Pools change (registered services come and go): forget the
+		// streaks of backends that left.
+		for b := range streak {
+			if !slices.Contains(backends, b) {
+				delete(streak, b)
+			}
+		}
+		for _, b := range backends {
 			wg.Go(func() {
 				ok := probe(ctx, client, "http://"+b.Addr+c.Path, c.Status)
+				b.Checked(time.Now())
 				mu.Lock()
 				defer mu.Unlock()
 				n := streak[b]

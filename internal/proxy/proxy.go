@@ -60,6 +60,10 @@ type Route struct {
 	// to the service NAME (an app or upstream), whose own route options
 	// these are; an unknown NAME is a 404 JSON naming the services.
 	Gateway map[string]Route
+	// Directory, for a gateway, finds the services that are not in
+	// Gateway: those registered with herd's service registry. They get
+	// this route's own options.
+	Directory Directory
 	// StripPrefix, for a gateway, forwards /rest instead of the full path.
 	StripPrefix bool
 	// Files, if set, serves the route instead of the pool (see Static).
@@ -70,6 +74,14 @@ type Route struct {
 	Headers HeaderRules
 	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.
 	MaxBody int64
+}
+
+// Directory finds services by name at request time.
+type Directory interface {
+	// Pool returns the pool of the service name, or nil.
+	Pool(name string) *balance.Pool
+	// Names lists the services, for the 404 of an unknown one.
+	Names() []string
 }
 
 // RateLimit applies a limits.Rate to a route's requests.
@@ -200,6 +212,7 @@ type route struct {
 	proxy      *httputil.ReverseProxy
 	compressed http.Handler      // proxy behind gzhttp, when Compress is set
 	services   map[string]*route // a gateway's, by service name
+	registered sync.Map          // a gateway's Directory services: name → *route
 }
 
 // New returns a Handler for opts. Routes to the same pool share one
@@ -332,10 +345,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.services != nil {
 		svc, rest := serviceOf(rt.Path, r.URL.Path)
 		target := rt.services[svc]
+		if target == nil && rt.Directory != nil {
+			target = h.registered(rt, svc)
+		}
 		if target == nil {
 			names := make([]string, 0, len(rt.services))
 			for n := range rt.services {
 				names = append(names, n)
+			}
+			if rt.Directory != nil {
+				names = append(names, rt.Directory.Names()...)
 			}
 			sort.Strings(names)
 			writeError(rec, r, http.StatusNotFound, "", fmt.Sprintf("no service named %q behind %s; services: %s", svc, rt.Path, strings.Join(names, ", ")))
@@ -360,6 +379,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.proxy.ServeHTTP(rec, r)
+}
+
+// registered returns the route to the Directory service name of gateway
+// gw, or nil. Routes are built on first use and rebuilt when the service's
+// pool is replaced (it left the registry and came back).
+func (h *Handler) registered(gw *route, name string) *route {
+	pool := gw.Directory.Pool(name)
+	if pool == nil {
+		return nil
+	}
+	if v, ok := gw.registered.Load(name); ok && v.(*route).Pool == pool {
+		return v.(*route)
+	}
+	r := gw.Route
+	r.Gateway, r.Directory, r.App, r.Pool = nil, nil, name, pool
+	rt, err := h.build(r, map[*balance.Pool]http.RoundTripper{})
+	if err != nil {
+		h.log.Error("building the route to a registered service", "service", name, "err", err)
+		return nil
+	}
+	if old, loaded := gw.registered.Swap(name, rt); loaded {
+		if t, ok := old.(*route).proxy.Transport.(*pickTransport); ok {
+			if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+				c.CloseIdleConnections()
+			}
+		}
+	}
+	return rt
 }
 
 // done records a finished request in metrics and the access log.

@@ -318,6 +318,7 @@ func (in *instance) environ(port int) []string {
 		return strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_FDS=") ||
 			strings.HasPrefix(kv, "LISTEN_PID=") || strings.HasPrefix(kv, "LISTEN_FDNAMES=")
 	})
+	env = append(env, in.sup.Env...)
 	for k, v := range in.app.Env {
 		if k == in.app.IncrementVar {
 			n, _ := strconv.Atoi(v) // Validate checked it is a number

@@ -82,6 +82,10 @@ type Supervisor struct {
 	// Listeners are the bound sockets of shared_socket apps, by app name,
 	// passed to their instances as fd 3. Set before Run; the owner closes them.
 	Listeners map[string]*os.File
+	// Env is added to every instance's environment before its app's env:,
+	// which may override it (herd's HERD_GATEWAY_URL and HERD_ADMIN_URL).
+	// Set before Run.
+	Env []string
 
 	preload string // path of the Node preload, written at Run
 

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herdhq/herd/internal/testenv"
+)
+
+type servicesBody struct {
+	Services []struct {
+		Name      string `json:"name"`
+		Kind      string `json:"kind"`
+		Healthy   int    `json:"healthy"`
+		Instances []struct {
+			ID      string `json:"id"`
+			URL     string `json:"url"`
+			Healthy bool   `json:"healthy"`
+			Node    string `json:"node"`
+		} `json:"instances"`
+	} `json:"services"`
+}
+
+// post sends a JSON body and returns the status and the answer.
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(res.Body)
+	return res.StatusCode, b.String()
+}
+
+func TestRegistryOverTheAdminAPI(t *testing.T) {
+	billing, billingCmd := startTestapp(t, "billing")
+	// /health stays 503 until billing registers, so wait for the instances.
+	h := startHerdNoWait(t, `
+apps:
+  users:
+    command: TESTAPP --greeting users
+    instances: 2
+registry:
+  check: {interval: 100ms, fails: 2}
+  require: [users, billing]
+routes:
+  - path: /api
+    gateway: true
+    queue_timeout: 200ms
+  - path: /healthz
+    serve: health
+  - path: /services
+    serve: services
+`)
+	h.waitAllReady()
+	adminURL := "http://" + h.admin
+	code, body := get(t, adminURL+"/health")
+	if code != 503 || !strings.Contains(string(body), `"failing": [`) || !strings.Contains(string(body), "no ready instance of: billing") {
+		t.Fatalf("/health before billing registers = %d %s; want 503 naming billing", code, body)
+	}
+	if code, body := get(t, "http://"+h.public+"/api/users/env?name=HERD_GATEWAY_URL"); code != 200 || string(body) != "http://"+h.public+"/api" {
+		t.Errorf("an instance's HERD_GATEWAY_URL = %d %q; want http://%s/api", code, body, h.public)
+	}
+
+	code, reply := post(t, adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "2s"}`, billing))
+	if code != 200 {
+		t.Fatalf("POST /services = %d %s; want 200", code, reply)
+	}
+	var who whoAmI
+	if code := h.getJSON("http://"+h.public+"/api/billing/", &who); code != 200 || who.Greeting != "billing" {
+		t.Fatalf("GET /api/billing/ = %d %+v; want the registered billing", code, who)
+	}
+	for _, url := range []string{adminURL + "/health", "http://" + h.public + "/healthz"} {
+		if code, body := get(t, url); code != 200 {
+			t.Errorf("%s with every required service up = %d %s; want 200", url, code, body)
+		}
+	}
+	var list servicesBody
+	if code := h.getJSON("http://"+h.public+"/services", &list); code != 200 || len(list.Services) != 2 {
+		t.Fatalf("public /services = %d %+v; want users and billing", code, list)
+	}
+	if s := list.Services[0]; s.Name != "users" || s.Kind != "app" || s.Healthy != 2 {
+		t.Errorf("users in /services = %+v; want an app with 2 healthy", s)
+	}
+	if s := list.Services[1]; s.Name != "billing" || s.Kind != "registered" || s.Instances[0].URL != "http://"+billing {
+		t.Errorf("billing in /services = %+v; want registered at %s", s, billing)
+	}
+
+	// A heartbeat keeps it; then the server dies: the health check takes
+	// it out of service long before its registration expires.
+	if code, reply := post(t, adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": 3}`, billing)); code != 200 {
+		t.Fatalf("heartbeat = %d %s", code, reply)
+	}
+	billingCmd.Process.Kill()
+	waitFor(t, 5*time.Second, "the dead billing to fail its health check", func() bool {
+		code, _ := get(t, adminURL+"/health")
+		return code == 503
+	})
+	code, body = get(t, "http://"+h.public+"/api/billing/")
+	if code != 503 || !strings.Contains(string(body), "billing") {
+		t.Errorf("GET a service whose only instance is down = %d %s; want 503 naming it", code, body)
+	}
+	// Without heartbeats it expires, and the gateway no longer knows it.
+	waitFor(t, 6*time.Second, "billing's registration to expire", func() bool {
+		code, _ := get(t, "http://"+h.public+"/api/billing/")
+		return code == 404
+	})
+
+	// DELETE takes a registration out at once.
+	code, reply = post(t, adminURL+"/services", fmt.Sprintf(`{"name": "audit", "url": "http://%s"}`, freeAddr(t)))
+	var saved struct{ ID string }
+	json.Unmarshal([]byte(reply), &saved)
+	if code != 200 || saved.ID == "" {
+		t.Fatalf("register audit = %d %s", code, reply)
+	}
+	req, _ := http.NewRequest("DELETE", adminURL+"/services/audit/"+saved.ID, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 204 {
+		t.Fatalf("DELETE = %v %v; want 204", res, err)
+	}
+	res.Body.Close()
+	if code, body := get(t, "http://"+h.public+"/api/audit/"); code != 404 {
+		t.Errorf("a deregistered service = %d %s; want 404", code, body)
+	}
+	if code, reply := post(t, adminURL+"/services", `{"name": "users", "url": "http://127.0.0.1:1"}`); code != 409 || !strings.Contains(reply, `"field": "name"`) {
+		t.Errorf("registering an app's name = %d %s; want 409 naming the field", code, reply)
+	}
+}
+
+// TestNodesShareARedisRegistry runs two herd processes on one real Redis:
+// each routes to the other's apps and to what was registered on either,
+// and a node that stops is forgotten at once.
+func TestNodesShareARedisRegistry(t *testing.T) {
+	redisURL := testenv.Redis(t)
+	b := make([]byte, 6)
+	rand.Read(b)
+	prefix := "herde2e:" + hex.EncodeToString(b) + ":"
+	config := func(app string) string {
+		return fmt.Sprintf(`
+apps:
+  %s:
+    command: TESTAPP --greeting %s
+    instances: 2
+registry:
+  redis: %s
+  prefix: "%s"
+routes:
+  - path: /api
+    gateway: true
+    queue_timeout: 200ms
+`, app, app, redisURL, prefix)
+	}
+	a := startHerd(t, config("users"))
+	bnode := startHerd(t, config("orders"))
+
+	greeting := func(h *herd, service string) string {
+		var who whoAmI
+		if code := h.getJSON("http://"+h.public+"/api/"+service+"/", &who); code != 200 {
+			return ""
+		}
+		return who.Greeting
+	}
+	waitFor(t, 5*time.Second, "node b to route to a's users", func() bool { return greeting(bnode, "users") == "users" })
+	waitFor(t, 5*time.Second, "node a to route to b's orders", func() bool { return greeting(a, "orders") == "orders" })
+
+	billing, _ := startTestapp(t, "billing")
+	start := time.Now()
+	if code, reply := post(t, "http://"+a.admin+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "30s"}`, billing)); code != 200 {
+		t.Fatalf("register on a = %d %s", code, reply)
+	}
+	waitFor(t, 5*time.Second, "node b to route to billing", func() bool { return greeting(bnode, "billing") == "billing" })
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("node b routed to a registration made on a after %s; want within a second", took)
+	}
+	var list servicesBody
+	bnode.getJSON("http://"+bnode.admin+"/services", &list)
+	var users int
+	for _, s := range list.Services {
+		if s.Name == "users" {
+			users = s.Healthy
+		}
+	}
+	if users != 2 {
+		t.Errorf("node b's /services shows %d healthy users; want a's 2: %+v", users, list)
+	}
+
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.waitExit(20 * time.Second)
+	waitFor(t, 3*time.Second, "node b to forget the stopped node's users", func() bool {
+		code, _ := get(t, "http://"+bnode.public+"/api/users/")
+		return code == 404
+	})
+}
