@@ -559,6 +559,16 @@ func registryStore(ctx context.Context, cfg *config.Config) (registry.Store, err
 	return store, nil
 }
 
+// CheckRegistry reports whether the registry's store (Redis, if set)
+// answers, for `herd check`.
+func CheckRegistry(ctx context.Context, cfg *config.Config) error {
+	store, err := registryStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return store.Close()
+}
+
 // herdEnv tells instances where herd's gateway and admin API are, so that
 // services find each other without configuration.
 func herdEnv(cfg *config.Config, public, admin net.Addr) []string {

@@ -81,6 +81,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			if err == nil {
 				if problems := config.CheckListeners(cfg); len(problems) > 0 {
 					err = problems
+				} else {
+					err = app.CheckRegistry(cmd.Context(), cfg)
 				}
 			}
 			if err != nil {

@@ -58,6 +58,21 @@ func TestBadConfigRefusedBeforeStart(t *testing.T) {
 			want: []string{`herd.yaml:1: listen: ` + busy.Addr().String() + ` is already in use; pick a free port or stop whatever holds it`},
 		},
 		{
+			name: "unknown serve endpoint",
+			body: good + "  - path: /h\n    serve: healthz\n",
+			want: []string{`herd.yaml:11: routes.1.serve: unknown endpoint "healthz"; write serve: health or serve: services`},
+		},
+		{
+			name: "registry redis not a URL",
+			body: good + "registry:\n  redis: 127.0.0.1:6379\n",
+			want: []string{`herd.yaml:11: registry.redis: "127.0.0.1:6379" is not a Redis URL; write redis://HOST:PORT/DB`},
+		},
+		{
+			name: "registry redis not answering",
+			body: good + "registry:\n  redis: redis://127.0.0.1:1/0\n",
+			want: []string{`herd.yaml:11: registry.redis: registry: connecting to redis at 127.0.0.1:1`, "start Redis or fix the URL"},
+		},
+		{
 			name: "several problems at once, in line order",
 			body: "apps:\n  web:\n    command: TESTAPP\n    instances: -1\n    balance: x\nroutes:\n  - path: api\n    to: web\n",
 			want: []string{
