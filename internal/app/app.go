@@ -36,6 +36,7 @@ import (
 	"github.com/herdhq/herd/internal/registry"
 	"github.com/herdhq/herd/internal/supervisor"
 	"github.com/herdhq/herd/internal/systemd"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -559,15 +560,33 @@ func registryStore(ctx context.Context, cfg *config.Config) (registry.Store, err
 	return store, nil
 }
 
-// CheckRegistry reports whether the registry's store (Redis, if set)
-// answers, for `herd check`.
-func CheckRegistry(ctx context.Context, cfg *config.Config) error {
+// CheckServices reports, for `herd check`, whether the servers the config
+// names answer: the registry's Redis and the rate limits' Redis.
+func CheckServices(ctx context.Context, cfg *config.Config) error {
 	store, err := registryStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	return store.Close()
+	store.Close()
+	f := &frontend{}
+	defer f.close()
+	for i, r := range cfg.Routes {
+		if rl := r.RateLimit; rl != nil && rl.Redis != "" {
+			if _, err := f.redisClient(rl.Redis); err != nil {
+				return config.Errors{cfg.Problem("routes."+strconv.Itoa(i), fmt.Sprintf("route %s: rate_limit.redis: %v", r.Path, err))}
+			}
+		}
+	}
+	return nil
 }
+
+// quietRedis drops go-redis's own log lines: every failure it logs also
+// comes back as an error, which herd reports once, in its own words.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietRedis{}) }
 
 // herdEnv tells instances where herd's gateway and admin API are, so that
 // services find each other without configuration.

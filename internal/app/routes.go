@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
@@ -48,6 +50,49 @@ type frontend struct {
 	endpoints map[string]http.Handler
 	// required names the services /health needs, from registry.require.
 	required atomic.Pointer[[]string]
+	// redis holds the clients of rate_limit.redis, by URL, for herd's life.
+	redis map[string]*redis.Client
+	// limitErrors is when a Redis rate limit last logged a failure, by route.
+	limitErrors sync.Map
+}
+
+// redisClient returns the client for url, connecting (and checking that
+// Redis answers) the first time. Called with f.mu held.
+func (f *frontend) redisClient(url string) (*redis.Client, error) {
+	if c := f.redis[url]; c != nil {
+		return c, nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %q: %w", url, err)
+	}
+	// A slow Redis must not hold requests long: the limit fails open.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 200*time.Millisecond, 200*time.Millisecond
+	c := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connecting to redis at %s: %w; start Redis or fix the URL", opts.Addr, err)
+	}
+	if f.redis == nil {
+		f.redis = map[string]*redis.Client{}
+	}
+	f.redis[url] = c
+	return c, nil
+}
+
+// limitFailed logs a Redis rate limit's failures, at most every 10 s per
+// route: while Redis is down every request would fail the same way.
+func (f *frontend) limitFailed(route string) func(error) {
+	return func(err error) {
+		now := time.Now()
+		if last, ok := f.limitErrors.Load(route); ok && now.Sub(last.(time.Time)) < 10*time.Second {
+			return
+		}
+		f.limitErrors.Store(route, now)
+		f.log.Warn("rate limit store failed; requests pass unlimited meanwhile", "route", route, "err", err)
+	}
 }
 
 // localPools returns the pools of the apps and of the upstreams, for the
@@ -66,13 +111,18 @@ func (f *frontend) localPools() (apps, upstreams map[string]*balance.Pool) {
 	return apps, upstreams
 }
 
-// close stops the health checks and waits for them.
+// close stops the health checks, waits for them, and closes the Redis
+// clients.
 func (f *frontend) close() {
 	f.mu.Lock()
 	for _, cancel := range f.checks {
 		cancel()
 	}
 	f.checks = nil
+	for _, c := range f.redis {
+		c.Close()
+	}
+	f.redis = nil
 	f.mu.Unlock()
 	f.checking.Wait()
 }
@@ -105,17 +155,22 @@ func (f *frontend) load(cfg *config.Config) error {
 		upstreams[u.Name] = u
 	}
 	routes := make([]proxy.Route, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		if r.Root == "" && !r.Gateway && r.Serve == "" && pools[r.To] == nil {
-			return fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To)
+	for i, r := range cfg.Routes {
+		// What only building finds (a Redis that does not answer) is
+		// reported against the route, like any config problem.
+		problem := func(err error) error {
+			return config.Errors{cfg.Problem("routes."+strconv.Itoa(i), err.Error())}
 		}
-		route, err := buildRoute(cfg, r, pools[r.To])
+		if r.Root == "" && !r.Gateway && r.Serve == "" && pools[r.To] == nil {
+			return problem(fmt.Errorf("route %s goes to app %q, which herd did not start with; restart herd to add apps", r.Path, r.To))
+		}
+		route, err := f.buildRoute(cfg, r, pools[r.To])
 		if err != nil {
-			return err
+			return problem(err)
 		}
 		if r.Gateway {
-			if route.Gateway, err = gatewayServices(cfg, r, pools); err != nil {
-				return err
+			if route.Gateway, err = f.gatewayServices(cfg, r, pools); err != nil {
+				return problem(err)
 			}
 			route.StripPrefix = r.StripPrefix == nil || *r.StripPrefix
 			route.Directory = f.directory
@@ -166,7 +221,7 @@ func (f *frontend) load(cfg *config.Config) error {
 }
 
 // buildRoute turns a route of the config into the proxy's.
-func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.Route, error) {
+func (f *frontend) buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.Route, error) {
 	policy, err := balance.NewPolicy(string(r.Balance))
 	if err != nil {
 		return proxy.Route{}, err // Validate refused unknown policies
@@ -189,7 +244,17 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 		if rl.Burst > 0 {
 			desc += fmt.Sprintf(" with a burst of %d", rl.Burst)
 		}
-		route.Rate = &proxy.RateLimit{Rate: limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay), Key: rl.Key, Status: rl.Status, Desc: desc}
+		var limiter limits.Limiter = limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay)
+		if rl.Redis != "" {
+			rdb, err := f.redisClient(rl.Redis)
+			if err != nil {
+				return proxy.Route{}, fmt.Errorf("route %s: rate_limit.redis: %w", r.Path, err)
+			}
+			// Keys name the route, so that two routes' limits stay apart.
+			prefix := cfg.Registry.Prefix + "rl:" + r.Path + ":"
+			limiter = limits.NewRedisRate(rdb, prefix, limit, rl.Burst, rl.NoDelay, rl.Delay, f.limitFailed(r.Path))
+		}
+		route.Rate = &proxy.RateLimit{Limiter: limiter, Key: rl.Key, Status: rl.Status, Desc: desc}
 	}
 	if c := r.Cache; c != nil {
 		valid := map[int]time.Duration{}
@@ -229,12 +294,12 @@ func buildRoute(cfg *config.Config, r *config.Route, pool *balance.Pool) (proxy.
 
 // gatewayServices are the routes a gateway can reach: every proxy-mode app
 // and every upstream, each with the gateway route's options.
-func gatewayServices(cfg *config.Config, gw *config.Route, pools map[string]*balance.Pool) (map[string]proxy.Route, error) {
+func (f *frontend) gatewayServices(cfg *config.Config, gw *config.Route, pools map[string]*balance.Pool) (map[string]proxy.Route, error) {
 	services := map[string]proxy.Route{}
 	add := func(name string) error {
 		r := *gw
 		r.Gateway, r.To = false, name
-		route, err := buildRoute(cfg, &r, pools[name])
+		route, err := f.buildRoute(cfg, &r, pools[name])
 		services[name] = route
 		return err
 	}

@@ -82,7 +82,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				if problems := config.CheckListeners(cfg); len(problems) > 0 {
 					err = problems
 				} else {
-					err = app.CheckRegistry(cmd.Context(), cfg)
+					err = app.CheckServices(cmd.Context(), cfg)
 				}
 			}
 			if err != nil {

@@ -627,6 +627,9 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 			if rl.Status != 429 && rl.Status != 503 {
 				add(p+".rate_limit.status", "%d: write 429 or 503", rl.Status)
 			}
+			if rl.Redis != "" && !strings.HasPrefix(rl.Redis, "redis://") && !strings.HasPrefix(rl.Redis, "rediss://") {
+				add(p+".rate_limit.redis", "%q is not a Redis URL; write redis://HOST:PORT/DB, like redis://127.0.0.1:6379/0", rl.Redis)
+			}
 		}
 		if cl := r.ConnLimit; cl != nil {
 			if cl.Max < 1 {

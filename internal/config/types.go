@@ -273,6 +273,11 @@ type RateLimit struct {
 	Key string `yaml:"key" json:"key,omitempty"`
 	// Status refuses with 429 (default) or 503, with Retry-After.
 	Status int `yaml:"status" json:"status,omitempty"`
+	// Redis, a redis:// URL, keeps the limit's state in Redis so that every
+	// herd node on it shares one limit per key (GCRA in a Lua script, one
+	// round trip per request; requests pass while Redis is unreachable).
+	// Default: in this herd's memory.
+	Redis string `yaml:"redis" json:"redis,omitempty"`
 }
 
 // ConnLimit is NGINX's limit_conn for one route.

@@ -73,6 +73,11 @@ func TestBadConfigRefusedBeforeStart(t *testing.T) {
 			want: []string{`herd.yaml:11: registry.redis: registry: connecting to redis at 127.0.0.1:1`, "start Redis or fix the URL"},
 		},
 		{
+			name: "rate limit redis not answering",
+			body: good + "    rate_limit: {rate: 10r/s, redis: \"redis://127.0.0.1:1/0\"}\n",
+			want: []string{`herd.yaml:8: routes.0: route /: rate_limit.redis: connecting to redis at 127.0.0.1:1`, "start Redis or fix the URL"},
+		},
+		{
 			name: "several problems at once, in line order",
 			body: "apps:\n  web:\n    command: TESTAPP\n    instances: -1\n    balance: x\nroutes:\n  - path: api\n    to: web\n",
 			want: []string{

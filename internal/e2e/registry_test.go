@@ -201,3 +201,47 @@ routes:
 		return code == 404
 	})
 }
+
+// TestNodesShareARedisRateLimit: two herd nodes with one rate_limit.redis
+// count a client's requests together, as one NGINX zone would on one box.
+func TestNodesShareARedisRateLimit(t *testing.T) {
+	redisURL := testenv.Redis(t)
+	b := make([]byte, 6)
+	rand.Read(b)
+	config := fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP
+registry:
+  prefix: "herde2e:%s:"
+routes:
+  - path: /
+    to: web
+    rate_limit: {rate: 6r/m, burst: 2, nodelay: true, key: "header:X-Client", redis: "%s"}
+`, hex.EncodeToString(b), redisURL)
+	nodes := []*herd{startHerd(t, config), startHerd(t, config)}
+	send := func(h *herd, client string) int {
+		req, _ := http.NewRequest("GET", "http://"+h.public+"/", nil)
+		req.Header.Set("X-Client", client)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == 429 && res.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		return res.StatusCode
+	}
+	// 1 + a burst of 2 pass, whichever node they reach; the 4th is refused.
+	var codes []int
+	for i := range 4 {
+		codes = append(codes, send(nodes[i%2], "alice"))
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429]" {
+		t.Errorf("alice's 4 requests alternating between two nodes: %v; want [200 200 200 429]", codes)
+	}
+	if code := send(nodes[1], "bob"); code != 200 {
+		t.Errorf("another client = %d; want 200", code)
+	}
+}

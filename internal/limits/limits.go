@@ -5,6 +5,7 @@
 package limits
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -62,10 +63,8 @@ func NewRate(r rate.Limit, burst int, nodelay bool, delay int) *Rate {
 	}
 }
 
-// Reserve takes a place for one request of key at now. It returns how long
-// the request must wait first, or ok false when it is over the burst (and
-// retryAfter, how long until it would fit).
-func (l *Rate) Reserve(key string, now time.Time) (wait time.Duration, ok bool, retryAfter time.Duration) {
+// Reserve implements Limiter.
+func (l *Rate) Reserve(_ context.Context, key string, now time.Time) (wait time.Duration, ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) > time.Minute {

@@ -1,10 +1,15 @@
 package limits
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/herdhq/herd/internal/testenv"
 )
 
 func TestParseRate(t *testing.T) {
@@ -34,40 +39,78 @@ func TestRateLikeNGINX(t *testing.T) {
 		{"nodelay", true, 0, 6, 6},
 		{"delay=2", false, 2, 6, 3},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l := NewRate(10, 5, tc.nodelay, tc.delay)
-			now := time.Unix(1000, 0)
-			ok, immediate := 0, 0
-			var lastWait time.Duration
-			for range 8 {
-				wait, accepted, retry := l.Reserve("1.2.3.4", now)
-				if !accepted {
-					if retry <= 0 {
-						t.Errorf("refused without a Retry-After")
-					}
-					continue
-				}
-				ok++
-				if wait == 0 {
-					immediate++
-				}
-				if wait < lastWait {
-					t.Errorf("waits not increasing: %s after %s", wait, lastWait)
-				}
-				lastWait = wait
+	stores := map[string]func(t *testing.T, nodelay bool, delay int) Limiter{
+		"local": func(_ *testing.T, nodelay bool, delay int) Limiter { return NewRate(10, 5, nodelay, delay) },
+		"redis": func(t *testing.T, nodelay bool, delay int) Limiter {
+			opts, err := redis.ParseURL(testenv.Redis(t))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if ok != tc.wantOK || immediate != tc.wantNoWay {
-				t.Errorf("accepted %d (%d at once); want %d (%d at once)", ok, immediate, tc.wantOK, tc.wantNoWay)
+			rdb := redis.NewClient(opts)
+			t.Cleanup(func() { rdb.Close() })
+			prefix := fmt.Sprintf("herdtest:rl:%d:", time.Now().UnixNano())
+			return NewRedisRate(rdb, prefix, 10, 5, nodelay, delay, func(err error) { t.Errorf("redis failed: %v", err) })
+		},
+	}
+	for _, store := range []string{"local", "redis"} {
+		for _, tc := range tests {
+			t.Run(store+"/"+tc.name, func(t *testing.T) {
+				testRateShape(t, stores[store](t, tc.nodelay, tc.delay), tc.wantOK, tc.wantNoWay)
+			})
+		}
+	}
+}
+
+// testRateShape sends 8 requests at once to l, a limit of 10 r/s with a
+// burst of 5, and checks how many pass, and how many without waiting.
+func testRateShape(t *testing.T, l Limiter, wantOK, wantNoWay int) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	ok, immediate := 0, 0
+	var lastWait time.Duration
+	for range 8 {
+		wait, accepted, retry := l.Reserve(ctx, "1.2.3.4", now)
+		if !accepted {
+			if retry <= 0 {
+				t.Errorf("refused without a Retry-After")
 			}
-			if other, accepted, _ := l.Reserve("5.6.7.8", now); !accepted || other != 0 {
-				t.Error("another key was limited by the first one's requests")
-			}
-			// A second later the bucket has refilled.
-			if _, accepted, _ := l.Reserve("1.2.3.4", now.Add(2*time.Second)); !accepted {
-				t.Error("not accepted after the bucket refilled")
-			}
-		})
+			continue
+		}
+		ok++
+		if wait == 0 {
+			immediate++
+		}
+		if wait < lastWait {
+			t.Errorf("waits not increasing: %s after %s", wait, lastWait)
+		}
+		lastWait = wait
+	}
+	if ok != wantOK || immediate != wantNoWay {
+		t.Errorf("accepted %d (%d at once); want %d (%d at once)", ok, immediate, wantOK, wantNoWay)
+	}
+	if other, accepted, _ := l.Reserve(ctx, "5.6.7.8", now); !accepted || other != 0 {
+		t.Error("another key was limited by the first one's requests")
+	}
+	// A second later the bucket has refilled.
+	if _, accepted, _ := l.Reserve(ctx, "1.2.3.4", now.Add(2*time.Second)); !accepted {
+		t.Error("not accepted after the bucket refilled")
+	}
+}
+
+// TestRedisRateFailsOpen: with Redis gone, requests pass and the failure
+// is reported.
+func TestRedisRateFailsOpen(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer rdb.Close()
+	var failures int
+	l := NewRedisRate(rdb, "x:", 1, 0, false, 0, func(error) { failures++ })
+	for range 3 {
+		if _, ok, _ := l.Reserve(context.Background(), "k", time.Now()); !ok {
+			t.Fatal("refused while Redis is down; want the request to pass")
+		}
+	}
+	if failures != 3 {
+		t.Errorf("%d failures reported; want 3", failures)
 	}
 }
 

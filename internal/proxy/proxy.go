@@ -86,7 +86,7 @@ type Directory interface {
 
 // RateLimit applies a limits.Rate to a route's requests.
 type RateLimit struct {
-	*limits.Rate
+	limits.Limiter
 	Key    string // "ip" or "header:NAME"
 	Status int    // 429 or 503
 	Desc   string // for the error, e.g. "10r/s with a burst of 5"
@@ -297,7 +297,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	served := rt // the gateway's service, once known, for metrics and logs
 	defer func() { h.done(served, rec, r, start) }()
 	if rl := rt.Rate; rl != nil {
-		wait, ok, retry := rl.Reserve(h.limitKey(r, rl.Key), start)
+		wait, ok, retry := rl.Reserve(r.Context(), h.limitKey(r, rl.Key), start)
 		if !ok {
 			rec.Header().Set("Retry-After", limits.RetryAfterSeconds(retry))
 			writeError(rec, r, rl.Status, rt.App, "too many requests from this client: the limit is "+rl.Desc)

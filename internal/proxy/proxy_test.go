@@ -781,7 +781,7 @@ func TestRateAndConnLimits(t *testing.T) {
 	pool := poolFor(t, app)
 	url, _ := setup(t, Options{Routes: []Route{
 		{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
-			Rate: &RateLimit{Rate: limits.NewRate(1, 2, true, 0), Key: "header:X-Client", Status: 429, Desc: "1r/s with a burst of 2"}},
+			Rate: &RateLimit{Limiter: limits.NewRate(1, 2, true, 0), Key: "header:X-Client", Status: 429, Desc: "1r/s with a burst of 2"}},
 		{Path: "/hold", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
 			Conns: &ConnLimit{Conns: limits.NewConns(1), Key: "ip", Status: 503, Max: 1}},
 	}})
