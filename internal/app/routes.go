@@ -322,7 +322,7 @@ func transportOptions(o config.ProxyOptions) proxy.TransportOptions {
 	return proxy.TransportOptions{
 		ConnectTimeout: time.Duration(o.ConnectTimeout), ReadTimeout: time.Duration(o.ReadTimeout),
 		SendTimeout: time.Duration(o.SendTimeout), Keepalive: o.Keepalive, KeepaliveTimeout: time.Duration(o.KeepaliveTimeout),
-		H2C: o.H2C,
+		H2C: o.H2C, KeepaliveRequests: o.KeepaliveRequests,
 	}
 }
 

@@ -401,6 +401,7 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 		if u.Health.Status != 0 && (u.Health.Status < 100 || u.Health.Status > 599) {
 			add(p+".health.status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", u.Health.Status)
 		}
+		u.Proxy.validate(p+".proxy", add)
 		if len(u.Servers) == 0 {
 			add(p, "no servers; add servers: [{url: http://127.0.0.1:9000}]")
 		} else if serving == 0 {
@@ -414,6 +415,7 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 	}
 	for _, a := range c.Apps {
 		p := "apps." + a.Name
+		a.Proxy.validate(p+".proxy", add)
 		cwdOK := true
 		if st, err := os.Stat(a.Cwd); err != nil {
 			cwdOK = false
@@ -681,6 +683,19 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 	}
 	c.validateRegistry(add)
 	return ps
+}
+
+// validate checks an app's or upstream's proxy: options at path p.
+func (o *ProxyOptions) validate(p string, add func(path, format string, args ...any)) {
+	if o.Keepalive < 0 {
+		add(p+".keepalive", "%d is negative; write the idle connections to keep, like 256", o.Keepalive)
+	}
+	switch {
+	case o.KeepaliveRequests < 0:
+		add(p+".keepalive_requests", "%d is negative; write a number of requests, like 1000, or leave it out for no limit", o.KeepaliveRequests)
+	case o.KeepaliveRequests > 0 && o.H2C:
+		add(p+".keepalive_requests", "with h2c every request shares one connection, so closing it after N requests would cut the others; remove one of the two")
+	}
 }
 
 // validateRegistry checks registry:; problems go through add.

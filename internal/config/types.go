@@ -364,6 +364,11 @@ type ProxyOptions struct {
 	// KeepaliveTimeout closes an idle connection; keep it below the
 	// backend's own (Node's is 5s). Default 4s.
 	KeepaliveTimeout Duration `yaml:"keepalive_timeout" json:"keepalive_timeout"`
+	// KeepaliveRequests closes a connection after this many requests (the
+	// last one goes with Connection: close), like NGINX's
+	// keepalive_requests. Default 0: no limit (Go's Transport does not
+	// grow per connection, the reason NGINX has a default of 1000).
+	KeepaliveRequests int `yaml:"keepalive_requests" json:"keepalive_requests,omitempty"`
 	// H2C speaks HTTP/2 without TLS to the backend (prior knowledge), for
 	// gRPC-style backends. Default false: HTTP/1.1.
 	H2C bool `yaml:"h2c" json:"h2c,omitempty"`

@@ -838,6 +838,52 @@ func TestH2CToBackend(t *testing.T) {
 	}
 }
 
+// TestKeepaliveRequests: a connection carries keepalive_requests requests,
+// the last with Connection: close, like NGINX's keepalive_requests.
+func TestKeepaliveRequests(t *testing.T) {
+	tests := []struct {
+		limit     int
+		wantConns int64
+	}{
+		{0, 1}, // no limit: one connection carries all nine
+		{3, 3},
+		{1, 9},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
+			var conns, closes atomic.Int64
+			app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Close {
+					closes.Add(1)
+				}
+				io.WriteString(w, "ok")
+			}))
+			app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			app.Start()
+			defer app.Close()
+			pool := balance.NewPool("web", 1, time.Minute)
+			pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
+			url, _ := setup(t, Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{},
+				Transport: TransportOptions{KeepaliveRequests: tc.limit}}}})
+			for i := range 9 {
+				if res, body := getBody(t, mustReq(t, "GET", url+"/", nil)); res.StatusCode != 200 || body != "ok" {
+					t.Fatalf("request %d = %d %q", i, res.StatusCode, body)
+				}
+			}
+			if got := conns.Load(); got != tc.wantConns {
+				t.Errorf("%d connections to the backend; want %d", got, tc.wantConns)
+			}
+			if tc.limit > 0 && closes.Load() != tc.wantConns {
+				t.Errorf("%d requests said Connection: close; want the last of each connection (%d)", closes.Load(), tc.wantConns)
+			}
+		})
+	}
+}
+
 func TestCache(t *testing.T) {
 	var calls atomic.Int64
 	var failing atomic.Bool

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,10 @@ type TransportOptions struct {
 	Keepalive        int           // idle connections per instance [256]
 	KeepaliveTimeout time.Duration // [4s], below Node's 5 s keep-alive
 	H2C              bool          // HTTP/2 without TLS to the backends
+	// KeepaliveRequests closes a connection after this many requests, as
+	// NGINX's keepalive_requests: the last one goes with Connection: close.
+	// [0: no limit]. Not with H2C, whose streams share one connection.
+	KeepaliveRequests int
 }
 
 // newTransport returns the connection pool to one app's instances.
@@ -40,13 +45,19 @@ func newTransport(o TransportOptions) *http.Transport {
 	}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
-	if o.ReadTimeout > 0 || o.SendTimeout > 0 {
+	if o.ReadTimeout > 0 || o.SendTimeout > 0 || o.KeepaliveRequests > 0 {
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			return &deadlineConn{Conn: c, read: o.ReadTimeout, send: o.SendTimeout}, nil
+			if o.ReadTimeout > 0 || o.SendTimeout > 0 {
+				c = &deadlineConn{Conn: c, read: o.ReadTimeout, send: o.SendTimeout}
+			}
+			if o.KeepaliveRequests > 0 {
+				c = &countedConn{Conn: c}
+			}
+			return c, nil
 		}
 	}
 	t := &http.Transport{
@@ -92,6 +103,29 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// countedConn counts the requests sent on a connection, for
+// keepalive_requests.
+type countedConn struct {
+	net.Conn
+	uses atomic.Int64
+}
+
+// closeAfter returns req with a trace that, when req gets a connection that
+// has carried limit-1 requests already, sets req.Close, so the request goes
+// with Connection: close and the Transport does not reuse the connection.
+// GotConn runs in RoundTrip's goroutine before the request is written, so
+// setting the field there is safe.
+func closeAfter(req *http.Request, limit int) *http.Request {
+	var traced *http.Request
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if c, ok := info.Conn.(*countedConn); ok && c.uses.Add(1) >= int64(limit) {
+			traced.Close = true
+		}
+	}}
+	traced = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	return traced
+}
+
 // pickTransport chooses an instance for each request and counts it in flight
 // until the response body is closed, so a drain waits for streams too.
 type pickTransport struct {
@@ -119,9 +153,14 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	first := time.Now()
+	limitUses := t.route.Transport.KeepaliveRequests
+	if limitUses > 0 {
+		req = closeAfter(req, limitUses)
+	}
 	for attempt := 1; ; attempt++ {
 		var b *balance.Backend
 		var err error
+		req.Close = false // a previous attempt's connection may have been its last
 		if stuck != nil && attempt == 1 {
 			b = stuck
 		} else {
