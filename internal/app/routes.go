@@ -54,6 +54,32 @@ type frontend struct {
 	redis map[string]*redis.Client
 	// limitErrors is when a Redis rate limit last logged a failure, by route.
 	limitErrors sync.Map
+	// kept is the route state of the current routes; nextKept collects it
+	// during a load (see keep).
+	kept, nextKept map[string]kept
+}
+
+// kept is route state that outlives a reload while its config is unchanged.
+type kept struct {
+	conf  any
+	state any
+}
+
+// keep returns the state kept under key by the previous load if it was
+// made from the same conf, else a new one from make; either way it is kept
+// for the next load. So a reload does not reset rate limits, connection
+// counts or caches it did not change, as NGINX keeps its shared zones.
+// Called from load, with f.mu held.
+func keep[T any](f *frontend, key string, conf any, make func() (T, error)) (T, error) {
+	if k, ok := f.kept[key]; ok && reflect.DeepEqual(k.conf, conf) {
+		f.nextKept[key] = k
+		return k.state.(T), nil
+	}
+	v, err := make()
+	if err == nil {
+		f.nextKept[key] = kept{conf: conf, state: v}
+	}
+	return v, err
 }
 
 // redisClient returns the client for url, connecting (and checking that
@@ -136,6 +162,7 @@ func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *frontend) load(cfg *config.Config) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.nextKept = map[string]kept{}
 	pools := map[string]*balance.Pool{}
 	for name, p := range f.pools {
 		if _, upstream := f.upstreams[name]; !upstream {
@@ -189,6 +216,7 @@ func (f *frontend) load(cfg *config.Config) error {
 		return err
 	}
 	f.current.Store(h)
+	f.kept, f.nextKept = f.nextKept, nil
 	required := cfg.Registry.Require
 	if required == nil {
 		for _, a := range cfg.Apps {
@@ -244,15 +272,22 @@ func (f *frontend) buildRoute(cfg *config.Config, r *config.Route, pool *balance
 		if rl.Burst > 0 {
 			desc += fmt.Sprintf(" with a burst of %d", rl.Burst)
 		}
-		var limiter limits.Limiter = limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay)
-		if rl.Redis != "" {
+		// One limit per route path: a gateway's services share it, as
+		// they share NGINX's location.
+		limiter, err := keep(f, "rate "+r.Path, *rl, func() (limits.Limiter, error) {
+			if rl.Redis == "" {
+				return limits.NewRate(limit, rl.Burst, rl.NoDelay, rl.Delay), nil
+			}
 			rdb, err := f.redisClient(rl.Redis)
 			if err != nil {
-				return proxy.Route{}, fmt.Errorf("route %s: rate_limit.redis: %w", r.Path, err)
+				return nil, fmt.Errorf("route %s: rate_limit.redis: %w", r.Path, err)
 			}
 			// Keys name the route, so that two routes' limits stay apart.
 			prefix := cfg.Registry.Prefix + "rl:" + r.Path + ":"
-			limiter = limits.NewRedisRate(rdb, prefix, limit, rl.Burst, rl.NoDelay, rl.Delay, f.limitFailed(r.Path))
+			return limits.NewRedisRate(rdb, prefix, limit, rl.Burst, rl.NoDelay, rl.Delay, f.limitFailed(r.Path)), nil
+		})
+		if err != nil {
+			return proxy.Route{}, err
 		}
 		route.Rate = &proxy.RateLimit{Limiter: limiter, Key: rl.Key, Status: rl.Status, Desc: desc}
 	}
@@ -262,14 +297,19 @@ func (f *frontend) buildRoute(cfg *config.Config, r *config.Route, pool *balance
 			n, _ := strconv.Atoi(code) // Validate checked it
 			valid[n] = time.Duration(d)
 		}
-		cache, err := proxy.NewCache(int64(c.Size), valid, c.StaleOnError)
+		// A cache per service: a gateway strips the prefix, so two
+		// services' paths may be the same.
+		cache, err := keep(f, "cache "+r.Path+" "+r.To, *c, func() (*proxy.Cache, error) {
+			return proxy.NewCache(int64(c.Size), valid, c.StaleOnError)
+		})
 		if err != nil {
 			return proxy.Route{}, fmt.Errorf("route %s: cache: %w", r.Path, err)
 		}
 		route.Cache = cache
 	}
 	if cl := r.ConnLimit; cl != nil {
-		route.Conns = &proxy.ConnLimit{Conns: limits.NewConns(cl.Max), Key: cl.Key, Status: cl.Status, Max: cl.Max}
+		conns, _ := keep(f, "conns "+r.Path, *cl, func() (*limits.Conns, error) { return limits.NewConns(cl.Max), nil })
+		route.Conns = &proxy.ConnLimit{Conns: conns, Key: cl.Key, Status: cl.Status, Max: cl.Max}
 	}
 	if r.Root != "" {
 		route.Files = proxy.Static(r.Root, r.Path, time.Duration(r.CacheMaxAge))

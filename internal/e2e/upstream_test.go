@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -213,5 +214,44 @@ routes:
 	code, body = get(t, "http://"+h.public+"/api/orders/")
 	if code != 503 || !strings.Contains(string(body), `"app":"orders"`) {
 		t.Errorf("stopped service = %d %s; want 503 JSON naming orders", code, body)
+	}
+}
+
+// TestReloadKeepsUnchangedLimits: `herd reload all` keeps a route's rate
+// limit state while its rate_limit: is unchanged (NGINX keeps its zones),
+// and starts afresh when it changes.
+func TestReloadKeepsUnchangedLimits(t *testing.T) {
+	h := startHerd(t, `
+apps:
+  web:
+    command: TESTAPP
+routes:
+  - path: /
+    to: web
+    rate_limit: {rate: 2r/m}
+`)
+	get := func() int {
+		res, err := http.Get("http://" + h.public + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if a, b := get(), get(); a != 200 || b != 429 {
+		t.Fatalf("two requests at 2r/m = %d, %d; want 200, 429", a, b)
+	}
+	if out, err := h.cli("reload", "all"); err != nil {
+		t.Fatalf("herd reload all: %v\n%s", err, out)
+	}
+	if code := get(); code != 429 {
+		t.Errorf("after a reload that left the limit alone = %d; want still 429", code)
+	}
+	h.rewriteConfig(t, "2r/m", "3r/m")
+	if out, err := h.cli("reload", "all"); err != nil {
+		t.Fatalf("herd reload all: %v\n%s", err, out)
+	}
+	if code := get(); code != 200 {
+		t.Errorf("after a reload that changed the limit = %d; want 200 from a fresh limit", code)
 	}
 }
