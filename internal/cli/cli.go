@@ -40,7 +40,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	var file, logLevel, socket, env string
+	var file, logLevel, socket, env, listenFlag, adminFlag string
+	// override applies --listen and --admin over the file's listen: and admin:.
+	override := func(cfg *config.Config) {
+		if listenFlag != "" {
+			cfg.Listen = listenFlag
+		}
+		if adminFlag != "" {
+			cfg.Admin = adminFlag
+		}
+	}
 	root.PersistentFlags().StringVar(&socket, "socket", "", "control socket (default: .herd/herd.sock beside the config file)")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "herd's log level: debug, info, warn, error")
 
@@ -52,6 +61,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			cfg, err := config.Load(file)
 			if err == nil && env != "" {
 				err = cfg.SelectEnv(env)
+			}
+			if err == nil {
+				override(cfg)
 			}
 			if err != nil {
 				code = exitBadConf
@@ -79,6 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
 			if err == nil {
+				override(cfg)
 				if problems := config.CheckListeners(cfg); len(problems) > 0 {
 					err = problems
 				} else {
@@ -99,6 +112,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	for _, c := range root.Commands() {
 		if c.Name() == "up" || c.Name() == "startup" {
 			c.Flags().StringVar(&env, "env", "", "merge each app's env_NAME block over its env (PM2's --env)")
+		}
+		if c.Name() == "up" || c.Name() == "check" {
+			c.Flags().StringVar(&listenFlag, "listen", "", "public listener address, over the config's listen:")
+			c.Flags().StringVar(&adminFlag, "admin", "", "admin listener address, over the config's admin:")
 		}
 	}
 	// -f names the config everywhere but in `logs`, where it means follow, as in tail -f.
