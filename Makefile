@@ -1,4 +1,4 @@
-# make run   build herd and the hello example, then run herd.yaml
+# make run   build herd, then run herd.yaml: the shop (it builds bin/shop itself)
 # make test  install what is missing, then gofmt, vet, staticcheck and the race-enabled tests
 # make lint  vet and staticcheck only;  make bench  bench/run.sh
 .PHONY: build run test lint bench
@@ -8,6 +8,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 build:
 	go build -o bin/herd ./cmd/herd
+	go build -o bin/shop ./examples/shop
 	go build -o bin/hello ./examples/hello
 
 run: build

@@ -253,6 +253,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}()
 
 	wg.Go(func() { notifyReady(runCtx, status, log) })
+	wg.Go(func() { announce(runCtx, cfg, status, opts.Output, public.Addr(), adminLn.Addr()) })
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	regDone := make(chan struct{})
 	go func() {
@@ -304,6 +305,32 @@ wait:
 	wg.Wait()
 	log.Info("herd stopped")
 	return runErr
+}
+
+// announce prints, once every app has a ready instance, where herd serves
+// and the config's banner: text, so that whoever ran `herd up` knows what
+// to try. Addresses in the banner are the ones herd listens on.
+func announce(ctx context.Context, cfg *config.Config, status func() []supervisor.AppStatus, out io.Writer, public, admin net.Addr) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !allReady(status()) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	pub, adm := loopbackAddr(public), loopbackAddr(admin)
+	instances := 0
+	for _, a := range status() {
+		instances += len(a.Instances)
+	}
+	text := fmt.Sprintf("\nherd is serving %d apps (%d instances) on http://%s; admin API on http://%s\n", len(cfg.Apps), instances, pub, adm)
+	if cfg.Banner != "" {
+		banner := strings.NewReplacer("{listen}", pub, "{admin}", adm).Replace(cfg.Banner)
+		text += "\n" + strings.TrimRight(banner, "\n") + "\n"
+	}
+	_, _ = io.WriteString(out, text+"\n")
 }
 
 // notifyReady tells systemd herd is ready once every app has a ready

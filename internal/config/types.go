@@ -38,6 +38,10 @@ type Config struct {
 	TLS TLS `yaml:"tls" json:"tls,omitempty"`
 	// Server configures the public listener's HTTP server.
 	Server Server `yaml:"server" json:"server"`
+	// Banner is printed once every app is ready, after the addresses herd
+	// serves on: what to try first. {listen} and {admin} stand for those
+	// addresses. Default: none.
+	Banner string `yaml:"banner" json:"banner,omitempty"`
 	// Registry configures the service registry behind gateway routes and
 	// the admin listener's /services and /health.
 	Registry Registry `yaml:"registry" json:"registry"`

@@ -1,0 +1,256 @@
+// Command shop is the demo system of the seed article: a shop split into four
+// microservices, users, products, orders and payments, built as one binary
+// and run as four programs:
+//
+//	shop users|products|orders|payments
+//
+// Each serves JSON on 127.0.0.1:$PORT and keeps its own data, in PostgreSQL
+// when DATABASE_URL is set, else in SQLite at $SHOP_DATA/NAME.db (default
+// .herd/data). Tables are created and seeded at start (alice, bob and carol;
+// a keyboard, a mouse, a monitor and a cable), so a fresh checkout works.
+//
+// herd runs several instances of each behind its load balancer, and its
+// gateway route (/api, gateway: true) sends /api/NAME/rest to an instance of
+// service NAME as /rest. That is how the services reach each other: orders
+// calls GET /api/users/ID, GET /api/products/ID and POST /api/payments/ with
+// svcclient, which adds timeouts, retries and a circuit breaker, at
+// $HERD_GATEWAY_URL (which herd sets for its instances). A service also
+// answers under its own name (/users/ID), so it can be called without herd.
+//
+// Placing an order is a small saga: check the user and the products, take
+// the payment (idempotent on the order id, so a retry never charges twice),
+// store the order; if storing fails the payment is refunded. A herd.yaml for
+// the whole system:
+//
+// herd.yaml at the root of this repository runs the whole system, with the
+// gateway on / (so /products/ID reaches products as /ID):
+//
+//	go run ./cmd/herd up
+//	curl -d '{"user_id":"usr_alice","items":[{"product_id":"prd_keyboard","quantity":2}]}' localhost:8080/orders
+//
+// Environment: PORT (required), DATABASE_URL, SHOP_DATA, and for orders
+// SHOP_GATEWAY_URL, else HERD_GATEWAY_URL, else http://127.0.0.1:8080/api.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herdhq/herd/svcclient"
+)
+
+// serviceDef is one of the four programs this binary can be.
+type serviceDef struct {
+	schema schema
+	routes func(mux *http.ServeMux, st *Store, peers *svcclient.Client)
+}
+
+var services = map[string]serviceDef{
+	"users": {usersSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
+		(&usersService{st}).routes(mux)
+	}},
+	"products": {productsSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
+		(&productsService{st}).routes(mux)
+	}},
+	"orders": {ordersSchema, func(mux *http.ServeMux, st *Store, peers *svcclient.Client) {
+		(&ordersService{st, peers}).routes(mux)
+	}},
+	"payments": {paymentsSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
+		(&paymentsService{st}).routes(mux)
+	}},
+}
+
+const usage = "usage: shop users|products|orders|payments (with PORT set)"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is main with its inputs passed in, so tests can call it; it returns
+// the exit status: 2 for a usage error, 1 when the service cannot start.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	name := args[0]
+	def, ok := services[name]
+	if !ok {
+		fmt.Fprintf(stderr, "shop: unknown service %q\n%s\n", name, usage)
+		return 2
+	}
+	port := getenv("PORT")
+	if port == "" {
+		fmt.Fprintf(stderr, "shop: PORT is not set; the %s service listens on 127.0.0.1:$PORT\n", name)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("service", name, "instance", getenv("HERD_INSTANCE"))
+	slog.SetDefault(log)
+
+	cfg := storeConfig{DatabaseURL: getenv("DATABASE_URL"), DataDir: getenv("SHOP_DATA")}
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataDir
+	}
+	storage := "sqlite:" + filepath.Join(cfg.DataDir, name+".db")
+	if cfg.DatabaseURL != "" {
+		storage = "postgres" // what follows is for the log, without the password
+		if u, err := url.Parse(cfg.DatabaseURL); err == nil {
+			storage = u.Redacted()
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	st, err := openStore(openCtx, name, def.schema, cfg)
+	cancel()
+	if err != nil {
+		log.Error("cannot start", "storage", storage, "err", err)
+		return 1
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           newHandler(name, st, newPeers(getenv)),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// Above orders' own bound on a payment, so its answer is never cut.
+		WriteTimeout: 30 * time.Second,
+		// Longer than herd keeps an idle connection (4 s), so herd, not the
+		// instance, closes idle connections and never sends on a closing one.
+		IdleTimeout: 60 * time.Second,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "storage", storage, "pid", os.Getpid())
+
+	select {
+	case err := <-served:
+		log.Error("serving failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal ends the process at once
+
+	// herd has already taken the instance out of its pool; finish what is in
+	// flight and tell keep-alive clients not to send more on these connections.
+	begun := time.Now()
+	srv.SetKeepAlivesEnabled(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Error("stopped before in-flight requests finished", "err", err, "after", time.Since(begun).Round(time.Millisecond))
+		return 1
+	}
+	log.Info("stopped", "drained_in", time.Since(begun).Round(time.Millisecond))
+	return 0
+}
+
+// newPeers is the client orders calls the other services with, through
+// herd's gateway.
+func newPeers(getenv func(string) string) *svcclient.Client {
+	gateway := getenv("SHOP_GATEWAY_URL")
+	if gateway == "" {
+		gateway = getenv("HERD_GATEWAY_URL")
+	}
+	if gateway == "" {
+		gateway = "http://127.0.0.1:8080/api"
+	}
+	// svcclient's defaults, spelled out: 5 s for a call and its retries, 3
+	// attempts for calls safe to repeat, and a service failing 5 attempts in
+	// a row is not called for 10 s, so a dead payments costs orders' clients
+	// a quick 503 rather than a 5 s wait each.
+	return svcclient.New(svcclient.Gateway(gateway),
+		svcclient.WithTimeout(5*time.Second),
+		svcclient.WithRetries(3),
+		svcclient.WithBreaker(5, 10*time.Second))
+}
+
+// newHandler is the whole HTTP side of service name.
+func newHandler(name string, st *Store, peers *svcclient.Client) http.Handler {
+	mux := http.NewServeMux()
+	services[name].routes(mux, st, peers)
+	// Readiness: herd sends no traffic until this answers, and the server
+	// only starts once the database is open and migrated.
+	mux.HandleFunc("GET /health", handle(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.DB.PingContext(ctx); err != nil {
+			return errorf(http.StatusServiceUnavailable, "", "the database does not answer: %v", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": name})
+		return nil
+	}))
+	return svcclient.Middleware(underOwnName(name, jsonMisses(name, mux)))
+}
+
+// jsonMisses answers the requests mux has no handler for (404, or 405 with
+// Allow for a known path and another method) in JSON like every other
+// answer, where the mux itself would answer in plain text.
+func jsonMisses(name string, mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The path as the client sent it, before underOwnName shortened it.
+		path, _, _ := strings.Cut(r.RequestURI, "?")
+		miss := &missRecorder{header: http.Header{}}
+		mux.ServeHTTP(miss, r)
+		if allow := miss.header.Get("Allow"); miss.status == http.StatusMethodNotAllowed && allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, r, errorf(miss.status, "", "%s takes %s, not %s", path, allow, r.Method))
+			return
+		}
+		writeError(w, r, notFound("the %s service has no route for %s %s", name, r.Method, path))
+	})
+}
+
+// missRecorder keeps the status and headers of the mux's own error answer.
+type missRecorder struct {
+	header http.Header
+	status int
+}
+
+func (m *missRecorder) Header() http.Header         { return m.header }
+func (m *missRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (m *missRecorder) WriteHeader(status int)      { m.status = status }
+
+// underOwnName serves /NAME/rest as /rest. Through herd's gateway a service
+// sees /api/users/7 as /7; called directly, /users/7 is the natural address.
+func underOwnName(name string, next http.Handler) http.Handler {
+	prefix := "/" + name
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, prefix)
+		if ok && (rest == "" || rest[0] == '/') {
+			if rest == "" {
+				rest = "/"
+			}
+			// As http.StripPrefix does: a shallow copy with its own URL.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.URL = new(url.URL)
+			*r2.URL = *r.URL
+			r2.URL.Path, r2.URL.RawPath = rest, ""
+			r = r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
