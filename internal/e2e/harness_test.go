@@ -56,6 +56,7 @@ type herd struct {
 	out    *syncBuffer
 	exited chan struct{}
 	err    error
+	socket string // --socket, when not beside the config
 }
 
 // freeAddr returns a loopback address nobody listens on right now.

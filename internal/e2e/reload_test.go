@@ -20,6 +20,9 @@ import (
 // herdCLI runs a herd subcommand against h's config.
 func (h *herd) cli(args ...string) (string, error) {
 	full := append([]string{args[0], "--config", h.dir + "/herd.yaml"}, args[1:]...)
+	if h.socket != "" {
+		full = append(full, "--socket", h.socket)
+	}
 	cmd := exec.Command(herdBin, full...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
