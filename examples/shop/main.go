@@ -130,7 +130,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		Handler:           newHandler(name, st, newPeers(getenv)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		// Above orders' own bound on a payment, so its answer is never cut.
+		// Room for an order's slowest path: its calls, storing it, a refund.
 		WriteTimeout: 30 * time.Second,
 		// Longer than herd keeps an idle connection (4 s), so herd, not the
 		// instance, closes idle connections and never sends on a closing one.
@@ -153,7 +153,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	// flight and tell keep-alive clients not to send more on these connections.
 	begun := time.Now()
 	srv.SetKeepAlivesEnabled(false)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// As long as a request may take (WriteTimeout): cutting an order midway
+	// could leave a payment without its order. herd's kill_timeout is longer.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Error("stopped before in-flight requests finished", "err", err, "after", time.Since(begun).Round(time.Millisecond))

@@ -42,9 +42,10 @@ var ordersSchema = schema{
 const (
 	maxItems    = 100
 	maxQuantity = 1000
-	// paymentTimeout bounds the payment and what follows it. That work is
-	// detached from the client's request: a client hanging up after the card
-	// was charged must not leave the charge without its order or refund.
+	// paymentTimeout bounds storing a paid order, and each refund. That
+	// work is detached from the client's request: a client hanging up after
+	// the card was charged must not leave the charge without its order or
+	// refund. (svcclient bounds each call to another service by itself.)
 	paymentTimeout = 15 * time.Second
 	// productLookups is how many product calls one order makes at once.
 	productLookups = 8
@@ -134,16 +135,22 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &declined) && declined.Status == http.StatusPaymentRequired {
 			return errorf(http.StatusPaymentRequired, "", "%s", declined.Reason)
 		}
-		// After a timeout the payment may still have been captured, with no
-		// order stored. This demo leaves that to a reconciler: payments knows
-		// the order id of every charge and can refund those with no order.
+		// Without an answer (a timeout, a 5xx, a lost connection) the
+		// payment may have been captured: refund whatever this order paid.
+		if status := svcclient.StatusOf(err); status == 0 || status >= 500 {
+			s.refundUnknown(ctx, o.ID)
+		}
 		return peerError("payments", err, "", "")
 	}
 	o.PaymentID = pay.ID
 	o.CreatedAt = now()
 
 	if err := s.insert(ctx, o); err != nil {
-		return s.compensate(ctx, o, err)
+		// A failed COMMIT may still have committed: refund only an order
+		// that is not there.
+		if !s.stored(ctx, o.ID) {
+			return s.compensate(ctx, o, err)
+		}
 	}
 	w.Header().Set("Location", "/orders/"+o.ID)
 	writeJSON(w, http.StatusCreated, o)
@@ -210,6 +217,16 @@ func (s *ordersService) insert(ctx context.Context, o order) error {
 	})
 }
 
+// stored reports whether order id is in the database, read with a fresh
+// deadline; when that fails too, it says no, and the payment is refunded.
+func (s *ordersService) stored(ctx context.Context, id string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var n int
+	err := s.store.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE id = $1`, id).Scan(&n)
+	return err == nil && n == 1
+}
+
 // compensate refunds the payment of an order that could not be stored, so
 // the customer is not charged for an order that does not exist. The refund
 // is idempotent, which lets svcclient retry it.
@@ -230,6 +247,23 @@ func (s *ordersService) compensate(ctx context.Context, o order, cause error) er
 		"the order could not be stored; its payment %s was refunded", o.PaymentID)
 }
 
+// refundUnknown refunds the payment of order id, if payments took one, for
+// a payment call whose outcome is unknown. It is best effort: if payments
+// cannot be reached now, the log names the order to reconcile.
+func (s *ordersService) refundUnknown(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), paymentTimeout)
+	defer cancel()
+	ctx = svcclient.WithIdempotencyKey(ctx, "refund-"+id)
+	var refunded payment
+	err := s.peers.Post(ctx, "payments", "/by-order/"+id+"/refund", nil, &refunded)
+	switch {
+	case err == nil:
+		slog.WarnContext(ctx, "refunded a payment whose answer was lost", "order_id", id, "payment_id", refunded.ID)
+	case svcclient.StatusOf(err) != http.StatusNotFound:
+		slog.ErrorContext(ctx, "a payment's outcome is unknown and refunding it failed; reconcile this order", "order_id", id, "err", err)
+	}
+}
+
 // peerError turns a failed call to another service into this service's
 // answer: the service's 404 becomes a 400 on the input field that named the
 // missing thing, a service that cannot be reached (connection refused, 502,
@@ -239,6 +273,8 @@ func peerError(service string, err error, field, missing string) error {
 	switch {
 	case status == http.StatusNotFound && field != "":
 		return badRequest(field, "%s", missing)
+	case status == 0 && errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, "", "%s did not answer in time: %v", service, err)
 	case errors.Is(err, svcclient.ErrCircuitOpen), status == 0,
 		status == http.StatusBadGateway, status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
 		return errorf(http.StatusServiceUnavailable, "", "%s is unavailable: %v", service, err)

@@ -2,7 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -146,6 +151,43 @@ func TestOrderStoreFailureRefunds(t *testing.T) {
 		}
 		if n := count(t, s.stores["payments"], "payments", "status = $1", "refunded"); n != 1 {
 			t.Errorf("%d refunded payments, want 1", n)
+		}
+	})
+}
+
+// When payments takes a payment but its answer is lost, orders cannot know
+// whether it was taken: it refunds whatever the order paid, and stores no
+// order.
+func TestOrderLostPaymentAnswerRefunds(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, cfg storeConfig) {
+		s := startShop(t, cfg)
+		payments := s.servers["payments"]
+		// Charges go through to payments; their answers become 503s.
+		lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			to, _ := url.Parse(payments.URL)
+			httputil.NewSingleHostReverseProxy(to).ServeHTTP(rec, r)
+			if r.Method == "POST" && r.URL.Path == "/" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `{"error":"Service Unavailable","reason":"the answer was lost"}`)
+				return
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		}))
+		t.Cleanup(lossy.Close)
+		s.swap("payments", lossy)
+		status, body := s.api(t, "POST", "/api/orders", `{"user_id":"usr_carol","items":[{"product_id":"prd_cable","quantity":1}]}`)
+		check{503, "", "payments is unavailable"}.verify(t, status, body)
+		if n := count(t, s.stores["orders"], "orders", ""); n != 0 {
+			t.Errorf("%d orders stored, want none", n)
+		}
+		if all, refunded := count(t, s.stores["payments"], "payments", ""), count(t, s.stores["payments"], "payments", "status = $1", "refunded"); all != 1 || refunded != 1 {
+			t.Errorf("%d payments, %d refunded; want the one taken, refunded", all, refunded)
 		}
 	})
 }

@@ -50,6 +50,7 @@ func (s *paymentsService) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /{$}", handle(s.create))
 	mux.HandleFunc("GET /{id}", handle(s.get))
 	mux.HandleFunc("POST /{id}/refund", handle(s.refund))
+	mux.HandleFunc("POST /by-order/{order_id}/refund", handle(s.refundOrder))
 }
 
 // create captures a payment for an order. Repeating it for the same order
@@ -112,13 +113,23 @@ func (s *paymentsService) get(w http.ResponseWriter, r *http.Request) error {
 // refund is idempotent: refunding a refunded payment answers it unchanged,
 // so orders can repeat a compensation whose answer it did not get.
 func (s *paymentsService) refund(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	return s.refundWhere(w, r, "id", r.PathValue("id"))
+}
+
+// refundOrder refunds the payment of an order, if there is one (404 if
+// not): orders calls it when it cannot tell whether a payment went through.
+func (s *paymentsService) refundOrder(w http.ResponseWriter, r *http.Request) error {
+	return s.refundWhere(w, r, "order_id", r.PathValue("order_id"))
+}
+
+// refundWhere refunds the payment whose column (id or order_id) is value.
+func (s *paymentsService) refundWhere(w http.ResponseWriter, r *http.Request, column, value string) error {
 	_, err := s.store.DB.ExecContext(r.Context(),
-		`UPDATE payments SET status = 'refunded', refunded_at = $1 WHERE id = $2 AND status <> 'refunded'`, now(), id)
+		`UPDATE payments SET status = 'refunded', refunded_at = $1 WHERE `+column+` = $2 AND status <> 'refunded'`, now(), value)
 	if err != nil {
-		return fmt.Errorf("refunding payment %s: %w", id, err)
+		return fmt.Errorf("refunding the payment with %s %s: %w", column, value, err)
 	}
-	p, err := s.find(r.Context(), "id", id)
+	p, err := s.find(r.Context(), column, value)
 	if err != nil {
 		return err
 	}

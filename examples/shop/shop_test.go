@@ -106,19 +106,26 @@ func serve(t *testing.T, name string, st *Store, peers *svcclient.Client) *httpt
 // /api/NAME/rest to service NAME as /rest.
 type shop struct {
 	gateway *httptest.Server
+	mu      sync.Mutex // guards servers, which tests may swap
 	servers map[string]*httptest.Server
 	stores  map[string]*Store
+}
+
+// swap puts srv in place of service name behind the gateway.
+func (s *shop) swap(name string, srv *httptest.Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.servers[name] = srv
 }
 
 func startShop(t *testing.T, cfg storeConfig) *shop {
 	t.Helper()
 	s := &shop{servers: map[string]*httptest.Server{}, stores: map[string]*Store{}}
-	var mu sync.Mutex // servers is filled after the gateway starts
 	s.gateway = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/"), "/")
-		mu.Lock()
+		s.mu.Lock()
 		target := s.servers[name]
-		mu.Unlock()
+		s.mu.Unlock()
 		if target == nil || !strings.HasPrefix(r.URL.Path, "/api/") {
 			http.Error(w, `{"error":"Not Found","reason":"no such service"}`, http.StatusNotFound)
 			return
@@ -144,9 +151,9 @@ func startShop(t *testing.T, cfg storeConfig) *shop {
 	for _, name := range []string{"users", "products", "payments", "orders"} {
 		st := open(t, name, cfg)
 		srv := serve(t, name, st, peers)
-		mu.Lock()
+		s.mu.Lock()
 		s.stores[name], s.servers[name] = st, srv
-		mu.Unlock()
+		s.mu.Unlock()
 	}
 	return s
 }
