@@ -69,6 +69,10 @@ type registry struct {
 	list  *serviceList      // nil until a read succeeds
 	fetch *fetch            // the read under way, if any
 	next  map[string]uint64 // round robin position of each service
+	// failed is the error of a first read, answered until refresh has
+	// passed, so that a hung admin API does not cost every call a read.
+	failed   error
+	failedAt time.Time
 }
 
 // serviceList is one read of the service list.
@@ -120,6 +124,11 @@ func (r *registry) current(ctx context.Context) (*serviceList, error) {
 		r.mu.Unlock()
 		return list, nil
 	}
+	if r.list == nil && r.failed != nil && time.Since(r.failedAt) < r.refresh {
+		err := r.failed
+		r.mu.Unlock()
+		return nil, err
+	}
 	f := r.fetch
 	if f == nil {
 		f = &fetch{done: make(chan struct{})}
@@ -142,8 +151,10 @@ func (r *registry) run(f *fetch) {
 	r.mu.Lock()
 	switch {
 	case err == nil:
-		r.list = list
-	case r.list != nil:
+		r.list, r.failed = list, nil
+	case r.list == nil:
+		r.failed, r.failedAt = err, time.Now()
+	default:
 		// Keep going on the last list (herd may be restarting) rather than
 		// fail every call; try again after refresh.
 		stale := *r.list

@@ -204,6 +204,7 @@ func (c *Client) do(ctx context.Context, method, service, path string, in, out a
 			return fmt.Errorf("encoding the request body: %w", err)
 		}
 	}
+	callerCtx := ctx // before our own timeout, to tell whose deadline ended a call
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -231,7 +232,11 @@ func (c *Client) do(ctx context.Context, method, service, path string, in, out a
 			return struct{}{}, backoff.Permanent(err)
 		}
 		_, err = cb.Execute(func() (struct{}, error) {
-			return struct{}{}, c.send(req, service, id, out)
+			err := c.send(req, service, id, out)
+			if err != nil && callerCtx.Err() != nil {
+				err = callerEnded{err}
+			}
+			return struct{}{}, err
 		})
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			err = fmt.Errorf("%w for %s", ErrCircuitOpen, service)
@@ -405,8 +410,20 @@ func (c *Client) breaker(service string) *gobreaker.CircuitBreaker[struct{}] {
 			var de *decodeError
 			return err == nil || (errors.As(err, &e) && e.Status < 500) || errors.As(err, &de)
 		},
-		// A caller that gave up says nothing about the service.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		// A caller that gave up, or whose own deadline ran out (a tight
+		// budget passed down with X-Request-Timeout-Ms), says nothing about
+		// the service; the client's own timeout does.
+		IsExcluded: func(err error) bool {
+			var ended callerEnded
+			return errors.As(err, &ended) || errors.Is(err, context.Canceled)
+		},
 	}))
 	return cb.(*gobreaker.CircuitBreaker[struct{}])
 }
+
+// callerEnded marks an attempt that failed because the caller's context
+// ended, not the service.
+type callerEnded struct{ err error }
+
+func (e callerEnded) Error() string { return e.err.Error() }
+func (e callerEnded) Unwrap() error { return e.err }

@@ -581,11 +581,11 @@ func TestDeadline(t *testing.T) {
 		opts []Option
 		ctx  func() (context.Context, context.CancelFunc)
 	}{
-		{"WithTimeout", []Option{WithTimeout(200 * time.Millisecond)}, func() (context.Context, context.CancelFunc) {
+		{"WithTimeout", []Option{WithTimeout(time.Second)}, func() (context.Context, context.CancelFunc) {
 			return context.Background(), func() {}
 		}},
 		{"ctx deadline", nil, func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 200*time.Millisecond)
+			return context.WithTimeout(context.Background(), time.Second)
 		}},
 	}
 	for _, tt := range tests {
@@ -606,6 +606,40 @@ func TestDeadline(t *testing.T) {
 				t.Errorf("server saw %d requests, want 1", n)
 			}
 		})
+	}
+}
+
+// TestCallerDeadlineDoesNotTripBreaker: a caller's own deadline running
+// out says nothing about the service, while the client's timeout does.
+func TestCallerDeadlineDoesNotTripBreaker(t *testing.T) {
+	release := make(chan struct{})
+	srv, s := serve(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+	call := func(c *Client, ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		return c.Get(ctx, "slow", "/", nil)
+	}
+
+	c := New(Gateway(srv.URL), WithTimeout(10*time.Second), WithBreaker(1, time.Minute), WithRetries(1))
+	for i := range 3 {
+		if err := call(c, context.Background()); errors.Is(err, ErrCircuitOpen) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d with the caller's deadline: %v; want the deadline, not an open circuit", i, err)
+		}
+	}
+	if n := s.count(); n != 3 {
+		t.Errorf("server saw %d requests; want all 3", n)
+	}
+
+	own := New(Gateway(srv.URL), WithTimeout(100*time.Millisecond), WithBreaker(1, time.Minute), WithRetries(1))
+	own.Get(context.Background(), "slow", "/", nil)
+	if err := own.Get(context.Background(), "slow", "/", nil); !errors.Is(err, ErrCircuitOpen) {
+		t.Errorf("after the client's own timeout: %v; want the circuit open", err)
 	}
 }
 
