@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herdhq/herd/internal/testenv"
+	"github.com/herdhq/herd/svcclient"
 )
 
 type servicesBody struct {
@@ -243,5 +246,61 @@ routes:
 	}
 	if code := send(nodes[1], "bob"); code != 200 {
 		t.Errorf("another client = %d; want 200", code)
+	}
+}
+
+// TestSvcclientAgainstHerd calls a real herd's services with svcclient, both
+// through the gateway and straight from the registry, and sees the breaker
+// open on a stopped app.
+func TestSvcclientAgainstHerd(t *testing.T) {
+	h := startHerd(t, `
+apps:
+  users:
+    command: TESTAPP --greeting users
+    instances: 2
+routes:
+  - path: /api
+    gateway: true
+    queue_timeout: 100ms
+`)
+	ctx := context.Background()
+	for name, resolver := range map[string]svcclient.Resolver{
+		"gateway":  svcclient.Gateway("http://" + h.public + "/api"),
+		"registry": svcclient.Registry("http://"+h.admin, time.Second),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := svcclient.New(resolver, svcclient.WithBreaker(3, time.Minute))
+			pids := map[int]bool{}
+			for range 6 {
+				var who whoAmI
+				if err := c.Get(svcclient.WithRequestID(ctx, "e2e-"+name), "users", "/", &who); err != nil || who.Greeting != "users" {
+					t.Fatalf("GET users: %+v, %v", who, err)
+				}
+				pids[who.Pid] = true
+			}
+			if len(pids) != 2 {
+				t.Errorf("calls reached %d instances; want both", len(pids))
+			}
+			var headers map[string]string
+			if err := c.Get(svcclient.WithRequestID(ctx, "e2e-"+name), "users", "/headers", &headers); err != nil || headers["X-Request-Id"] != "e2e-"+name {
+				t.Errorf("the instance saw X-Request-Id %v (%v); want e2e-%s", headers["X-Request-Id"], err, name)
+			}
+			var e *svcclient.Error
+			if err := c.Get(ctx, "billing", "/", nil); !errors.As(err, &e) || e.Status != 404 {
+				t.Errorf("an unknown service: %v; want a 404 *svcclient.Error", err)
+			}
+		})
+	}
+	if out, err := h.cli("stop", "users"); err != nil {
+		t.Fatalf("herd stop users: %v\n%s", err, out)
+	}
+	c := svcclient.New(svcclient.Gateway("http://"+h.public+"/api"), svcclient.WithBreaker(2, time.Minute), svcclient.WithRetries(1))
+	for range 2 {
+		if err := c.Get(ctx, "users", "/", nil); svcclient.StatusOf(err) != 503 {
+			t.Fatalf("a stopped app: %v; want 503", err)
+		}
+	}
+	if err := c.Get(ctx, "users", "/", nil); !errors.Is(err, svcclient.ErrCircuitOpen) {
+		t.Errorf("after 2 failures: %v; want the circuit open", err)
 	}
 }
