@@ -175,14 +175,14 @@ func newPeers(getenv func(string) string) *svcclient.Client {
 	if gateway == "" {
 		gateway = "http://127.0.0.1:8080/api"
 	}
-	// svcclient's defaults, spelled out: 5 s for a call and its retries, 3
-	// attempts for calls safe to repeat, and a service failing 5 attempts in
-	// a row is not called for 10 s, so a dead payments costs orders' clients
-	// a quick 503 rather than a 5 s wait each.
+	// 5 s for a call and its retries, 3 attempts for calls safe to repeat,
+	// and a service failing 5 attempts in a row is not called for 3 s, so a
+	// dead payments costs orders' clients a quick 503 rather than a wait
+	// each, and one that is back is used again within seconds.
 	return svcclient.New(svcclient.Gateway(gateway),
 		svcclient.WithTimeout(5*time.Second),
 		svcclient.WithRetries(3),
-		svcclient.WithBreaker(5, 10*time.Second))
+		svcclient.WithBreaker(5, 3*time.Second))
 }
 
 // newHandler is the whole HTTP side of service name.

@@ -137,7 +137,8 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 		}
 		// Without an answer (a timeout, a 5xx, a lost connection) the
 		// payment may have been captured: refund whatever this order paid.
-		if status := svcclient.StatusOf(err); status == 0 || status >= 500 {
+		// (An open circuit sent nothing.)
+		if status := svcclient.StatusOf(err); (status == 0 || status >= 500) && !errors.Is(err, svcclient.ErrCircuitOpen) {
 			s.refundUnknown(ctx, o.ID)
 		}
 		return peerError("payments", err, "", "")

@@ -127,26 +127,34 @@ func startHerdNoWait(t *testing.T, body string) *herd {
 func launchHerd(t *testing.T, body string) *herd {
 	t.Helper()
 	path, public, admin := writeConfig(t, body)
-	h := &herd{t: t, dir: filepath.Dir(path), public: public, admin: admin, out: &syncBuffer{}, exited: make(chan struct{})}
-	h.cmd = exec.Command(herdBin, "up", "-f", path)
+	h := &herd{t: t, dir: filepath.Dir(path), public: public, admin: admin}
+	h.start(exec.Command(herdBin, "up", "-f", path))
+	return h
+}
+
+// start runs cmd (a `herd up`) as h's process; at the end of the test it is
+// stopped with SIGTERM (SIGKILL after 30 s) and its output shown if the test
+// failed.
+func (h *herd) start(cmd *exec.Cmd) {
+	h.t.Helper()
+	h.cmd, h.out, h.exited = cmd, &syncBuffer{}, make(chan struct{})
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
 	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
-	t.Cleanup(func() {
+	h.t.Cleanup(func() {
 		h.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-h.exited:
-		case <-time.After(20 * time.Second):
+		case <-time.After(30 * time.Second):
 			h.cmd.Process.Kill()
 			<-h.exited
 		}
-		if t.Failed() {
-			t.Logf("herd output:\n%s", h.out.String())
+		if h.t.Failed() {
+			h.t.Logf("herd output:\n%s", h.out.String())
 		}
 	})
-	return h
 }
 
 // lostPortRace waits until herd's admin listener accepts (false) or herd
