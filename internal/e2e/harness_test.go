@@ -99,7 +99,14 @@ func startHerd(t *testing.T, body string) *herd {
 func (h *herd) waitAllReady() {
 	h.t.Helper()
 	waitFor(h.t, 15*time.Second, "every instance to be ready", func() bool {
-		for _, ins := range h.status() {
+		apps := h.status()
+		if len(apps) == 0 {
+			return false // the admin listener is not up yet
+		}
+		for _, ins := range apps {
+			if len(ins) == 0 {
+				return false
+			}
 			for _, in := range ins {
 				if in.State != "ready" {
 					return false
