@@ -156,6 +156,15 @@ func TestAccepted(t *testing.T) {
 			}},
 		{"env_NAME blocks", "apps:\n  web:\n    command: sh\n    env_production: {A: prod}\n" + route,
 			func(c *Config) (any, any) { return c.Apps[0].EnvSets["production"]["A"], "prod" }},
+		{"registry as a Redis URL", "registry: redis://10.0.0.5:6379/0\napps:\n  web: {command: sh}\n" + route,
+			func(c *Config) (any, any) {
+				return []any{c.Registry.Redis, c.Registry.Prefix, time.Duration(c.Registry.TTL)}, []any{"redis://10.0.0.5:6379/0", "herd:", 30 * time.Second}
+			}},
+		{"registry as a mapping", "registry: {redis: 'redis://r:6379/1', ttl: 10s, require: [web]}\napps:\n  web: {command: sh}\n" + route,
+			func(c *Config) (any, any) {
+				return []any{c.Registry.Redis, time.Duration(c.Registry.TTL), c.Registry.Require, c.Registry.Check.Path},
+					[]any{"redis://r:6379/1", 10 * time.Second, []string{"web"}, "/health"}
+			}},
 		{"listen and admin on other hosts", "listen: 127.0.0.1:9090\nadmin: 127.0.0.2:9090\napps:\n  web: {command: sh}\n" + route,
 			func(c *Config) (any, any) { return c.Admin, "127.0.0.2:9090" }},
 	}

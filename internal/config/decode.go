@@ -18,6 +18,12 @@ type nodeDecoder interface {
 	decodeNode(n *yaml.Node) error
 }
 
+// shorthand is implemented by structs that may also be written as one
+// scalar, their main field (registry: redis://…); a mapping decodes as usual.
+type shorthand interface {
+	fromScalar(value string) error
+}
+
 // Interface guards.
 var (
 	_ nodeDecoder = (*Command)(nil)
@@ -31,6 +37,7 @@ var (
 	_ nodeDecoder = (*Signal)(nil)
 	_ nodeDecoder = (*Prefix)(nil)
 	_ nodeDecoder = (*Balance)(nil)
+	_ shorthand   = (*Registry)(nil)
 )
 
 // decoder walks a YAML node tree into structs by their `yaml` tags,
@@ -116,6 +123,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	n = resolve(n)
 	if isNull(n) {
 		return // "key:" with no value: keep the zero value, which means the default
+	}
+	if sh, ok := v.Addr().Interface().(shorthand); ok && n.Kind == yaml.ScalarNode {
+		if err := sh.fromScalar(n.Value); err != nil {
+			d.problem(n.Line, path, "%v", err)
+		}
+		return
 	}
 	if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
 		if err := nd.decodeNode(n); err != nil {

@@ -354,3 +354,8 @@ func (c *Compress) decodeNode(n *yaml.Node) error {
 	}
 	return nil
 }
+
+func (r *Registry) fromScalar(value string) error {
+	r.Redis = value
+	return nil
+}

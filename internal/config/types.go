@@ -47,7 +47,8 @@ type Config struct {
 	Registry Registry `yaml:"registry" json:"registry"`
 }
 
-// Registry configures herd's service registry.
+// Registry configures herd's service registry. `registry: redis://…` is
+// short for `registry: {redis: redis://…}`.
 type Registry struct {
 	// Redis, a redis:// URL, keeps the registry in Redis, shared by every
 	// herd node using it: each publishes its apps' ready instances and sees
