@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,7 +101,20 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	if len(in.Items) == 0 || len(in.Items) > maxItems {
 		return badRequest("items", "items must list 1 to %d products, not %d", maxItems, len(in.Items))
 	}
-	o := order{ID: newID("ord"), UserID: in.UserID, Status: "paid", Items: make([]orderItem, len(in.Items))}
+	id, err := orderID(r, in.UserID)
+	if err != nil {
+		return err
+	}
+	done, err := s.find(r.Context(), id)
+	var missing *apiError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, done) // a repeat: the order is placed already
+		return nil
+	case !errors.As(err, &missing) || missing.Status != http.StatusNotFound:
+		return err
+	}
+	o := order{ID: id, UserID: in.UserID, Status: "paid", Items: make([]orderItem, len(in.Items))}
 	for i, it := range in.Items {
 		if !validID(it.ProductID) {
 			return badRequest(fmt.Sprintf("items[%d].product_id", i), "items[%d].product_id must be a product's id, not %q", i, it.ProductID)
@@ -285,23 +300,46 @@ func peerError(service string, err error, field, missing string) error {
 }
 
 func (s *ordersService) get(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	o, err := s.find(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// find reads order id with its items; a 404 error if there is none.
+func (s *ordersService) find(ctx context.Context, id string) (order, error) {
 	var o order
-	err := s.store.DB.QueryRowContext(r.Context(),
+	err := s.store.DB.QueryRowContext(ctx,
 		`SELECT id, user_id, status, payment_id, total_cents, created_at FROM orders WHERE id = $1`, id).
 		Scan(&o.ID, &o.UserID, &o.Status, &o.PaymentID, &o.TotalCents, &o.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("no order %q", id)
+		return o, notFound("no order %q", id)
 	}
 	if err != nil {
-		return fmt.Errorf("reading order %s: %w", id, err)
+		return o, fmt.Errorf("reading order %s: %w", id, err)
 	}
 	orders := []order{o}
-	if err := s.loadItems(r.Context(), orders); err != nil {
-		return err
+	if err := s.loadItems(ctx, orders); err != nil {
+		return o, err
 	}
-	writeJSON(w, http.StatusOK, orders[0])
-	return nil
+	return orders[0], nil
+}
+
+// orderID is a new order's id: random, or with an Idempotency-Key derived
+// from it and the user, so that a client repeating a POST whose answer it
+// lost gets the same order back instead of a second one.
+func orderID(r *http.Request, userID string) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return newID("ord"), nil
+	}
+	if len(key) > 200 {
+		return "", badRequest("", "the Idempotency-Key header is longer than 200 characters")
+	}
+	sum := sha256.Sum256([]byte(userID + "\x00" + key))
+	return "ord_" + hex.EncodeToString(sum[:8]), nil
 }
 
 // list answers a user's orders, newest first. user_id is required: orders

@@ -191,3 +191,37 @@ func TestOrderLostPaymentAnswerRefunds(t *testing.T) {
 		}
 	})
 }
+
+// A POST /orders repeated with the same Idempotency-Key (a client that lost
+// the answer) gets the same order back: one order, one payment.
+func TestOrderIdempotencyKey(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, cfg storeConfig) {
+		s := startShop(t, cfg)
+		post := func(key string) (int, order) {
+			req, _ := http.NewRequest("POST", s.gateway.URL+"/api/orders",
+				strings.NewReader(`{"user_id":"usr_bob","items":[{"product_id":"prd_mouse","quantity":1}]}`))
+			req.Header.Set("Idempotency-Key", key)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			return res.StatusCode, decode[order](t, body)
+		}
+		code1, first := post("checkout-42")
+		code2, again := post("checkout-42")
+		if code1 != 201 || code2 != 200 || again.ID != first.ID || again.PaymentID != first.PaymentID {
+			t.Errorf("same key twice: %d %+v then %d %+v; want 201 then 200 with the same order", code1, first, code2, again)
+		}
+		if code, other := post("checkout-43"); code != 201 || other.ID == first.ID {
+			t.Errorf("another key: %d %+v; want a new order", code, other)
+		}
+		if n := count(t, s.stores["orders"], "orders", "user_id = $1", "usr_bob"); n != 2 {
+			t.Errorf("%d orders stored for bob; want 2", n)
+		}
+		if n := count(t, s.stores["payments"], "payments", "user_id = $1", "usr_bob"); n != 2 {
+			t.Errorf("%d payments taken from bob; want 2", n)
+		}
+	})
+}
