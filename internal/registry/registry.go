@@ -86,6 +86,7 @@ type Registry struct {
 
 	mu        sync.Mutex // one sync at a time; guards published and runCtx
 	published map[string]Instance
+	storeDown bool // the last store operation failed (logged once)
 	runCtx    context.Context
 	checks    sync.WaitGroup
 	wake      chan struct{}
@@ -275,9 +276,10 @@ func (r *Registry) Sync(ctx context.Context) {
 	}
 	list, err := r.opts.Store.List(ctx)
 	if err != nil {
-		r.opts.Log.Warn("reading the service registry; keeping what was known", "err", err)
+		r.storeFailed("reading the service registry; keeping what was known until it answers", err)
 		return
 	}
+	r.storeFailed("", nil)
 	byName := map[string]map[string]Instance{}
 	for _, in := range list {
 		if in.Node == r.opts.Node || apps[in.Service] != nil || upstreams[in.Service] != nil {
@@ -289,6 +291,20 @@ func (r *Registry) Sync(ctx context.Context) {
 		byName[in.Service][in.ID] = in
 	}
 	r.apply(byName)
+}
+
+// storeFailed logs a failure of the store once, not at every poll while it
+// lasts, and its recovery; err nil means the store answered. Called with
+// r.mu held.
+func (r *Registry) storeFailed(what string, err error) {
+	switch {
+	case err != nil && !r.storeDown:
+		r.storeDown = true
+		r.opts.Log.Warn(what, "err", err)
+	case err == nil && r.storeDown:
+		r.storeDown = false
+		r.opts.Log.Info("the service registry's store answers again")
+	}
 }
 
 // publish writes this node's ready app instances to the store with a short
@@ -310,7 +326,7 @@ func (r *Registry) publish(ctx context.Context, apps map[string]*balance.Pool) {
 			key := name + "/" + in.ID
 			seen[key] = true
 			if err := r.opts.Store.Put(ctx, in); err != nil {
-				r.opts.Log.Warn("publishing an instance in the service registry", "app", name, "err", err)
+				r.storeFailed("publishing this node's instances in the service registry", err)
 				continue
 			}
 			r.published[key] = in

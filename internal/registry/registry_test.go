@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -217,4 +219,44 @@ func randomHex() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// flakyStore is a memory store whose List fails while down is set.
+type flakyStore struct {
+	Store
+	down atomic.Bool
+}
+
+func (s *flakyStore) List(ctx context.Context) ([]Instance, error) {
+	if s.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return s.Store.List(ctx)
+}
+
+// TestStoreOutageLoggedOnce: while the store is down the registry keeps
+// what it knew and says so once, not at every poll.
+func TestStoreOutageLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	store := &flakyStore{Store: NewMemoryStore()}
+	r := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	if _, err := r.Register(ctx, Instance{Service: "billing", URL: "http://127.0.0.1:9000"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	for range 5 {
+		r.Sync(ctx)
+	}
+	if r.Pool("billing") == nil {
+		t.Error("a store outage made the registry forget billing")
+	}
+	store.down.Store(false)
+	r.Sync(ctx)
+	if n := strings.Count(logs.String(), "keeping what was known"); n != 1 {
+		t.Errorf("the outage was logged %d times; want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "answers again") {
+		t.Errorf("the recovery was not logged:\n%s", logs.String())
+	}
 }
