@@ -182,8 +182,12 @@ routes:
 		t.Fatalf("register on a = %d %s", code, reply)
 	}
 	waitFor(t, 5*time.Second, "node b to route to billing", func() bool { return greeting(bnode, "billing") == "billing" })
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("node b routed to a registration made on a after %s; want within a second", took)
+	// Announced on a channel, or at worst read at the next 500 ms poll; the
+	// bound leaves room for a loaded test machine.
+	took := time.Since(start)
+	t.Logf("node b routed to billing %s after it registered on node a", took)
+	if took > 2*time.Second {
+		t.Errorf("node b routed to a registration made on a after %s; want within a second or so", took)
 	}
 	var list servicesBody
 	bnode.getJSON("http://"+bnode.admin+"/services", &list)

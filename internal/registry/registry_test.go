@@ -183,8 +183,10 @@ func TestRedisSharesServicesBetweenNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "b to see billing", func() bool { return b.Pool("billing") != nil })
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("b saw the registration after %s; want under 1s", took)
+	// Announced at once, or read at the next poll (100 ms here); the bound
+	// leaves room for a loaded test machine.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("b saw the registration after %s; want about a poll at most", took)
 	}
 	st := b.Status()
 	if len(st) != 2 || st[0].Name != "billing" || st[1].Name != "users" || st[1].Instances[0].Node != "a" {
