@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/herdhq/herd/internal/config"
@@ -122,7 +126,8 @@ func New(cfg *config.Config, hooks Hooks, log *slog.Logger, output Output) *Supe
 // stops them all gracefully (in parallel) and returns once every instance
 // process is gone.
 func (s *Supervisor) Run(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "herd-run-")
+	sweepRunDirs(os.TempDir())
+	dir, err := os.MkdirTemp("", fmt.Sprintf("herd-run-%d-", os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("supervisor: creating run folder: %w", err)
 	}
@@ -290,6 +295,21 @@ func (s *Supervisor) sample(ctx context.Context) {
 				in.sampleUsage(time.Now())
 				s.checkMemory(a, in)
 			}
+		}
+	}
+}
+
+// sweepRunDirs removes the run folders (herd-run-PID-*) under tmp of herd
+// processes that are gone: one killed with SIGKILL could not remove its own.
+func sweepRunDirs(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "herd-run-*-*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "herd-run-"), "-", 2)[0])
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
 		}
 	}
 }

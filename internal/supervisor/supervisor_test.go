@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -274,5 +275,29 @@ func TestExpandArgs(t *testing.T) {
 	want := []string{"./server", "--port", "3001", "--name=web-x", "cost $5", ""}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("expandArgs = %q; want %q", got, want)
+	}
+}
+
+// TestSweepRunDirs: the run folders of herd processes that are gone are
+// removed; those of live ones and other folders are kept.
+func TestSweepRunDirs(t *testing.T) {
+	tmp := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(tmp, fmt.Sprintf("herd-run-%d-123", gone.Process.Pid))
+	live := filepath.Join(tmp, fmt.Sprintf("herd-run-%d-456", os.Getppid()))
+	other := filepath.Join(tmp, "herd-run-notapid-789")
+	for _, d := range []string{dead, live, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweepRunDirs(tmp)
+	for d, want := range map[string]bool{dead: false, live: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists: %v; want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }
