@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,19 +27,6 @@ type servicesBody struct {
 			Node    string `json:"node"`
 		} `json:"instances"`
 	} `json:"services"`
-}
-
-// post sends a JSON body and returns the status and the answer.
-func post(t *testing.T, url, body string) (int, string) {
-	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(res.Body)
-	return res.StatusCode, b.String()
 }
 
 func TestRegistryOverTheAdminAPI(t *testing.T) {
@@ -75,7 +59,7 @@ routes:
 		t.Errorf("an instance's HERD_GATEWAY_URL = %d %q; want http://%s/api", code, body, h.public)
 	}
 
-	code, reply := post(t, adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "2s"}`, billing))
+	code, reply := sendJSON(t, "POST", adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "2s"}`, billing), nil)
 	if code != 200 {
 		t.Fatalf("POST /services = %d %s; want 200", code, reply)
 	}
@@ -101,7 +85,7 @@ routes:
 
 	// A heartbeat keeps it; then the server dies: the health check takes
 	// it out of service long before its registration expires.
-	if code, reply := post(t, adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": 3}`, billing)); code != 200 {
+	if code, reply := sendJSON(t, "POST", adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": 3}`, billing), nil); code != 200 {
 		t.Fatalf("heartbeat = %d %s", code, reply)
 	}
 	billingCmd.Process.Kill()
@@ -120,7 +104,7 @@ routes:
 	})
 
 	// DELETE takes a registration out at once.
-	code, reply = post(t, adminURL+"/services", fmt.Sprintf(`{"name": "audit", "url": "http://%s"}`, freeAddr(t)))
+	code, reply = sendJSON(t, "POST", adminURL+"/services", fmt.Sprintf(`{"name": "audit", "url": "http://%s"}`, freeAddr(t)), nil)
 	var saved struct{ ID string }
 	json.Unmarshal([]byte(reply), &saved)
 	if code != 200 || saved.ID == "" {
@@ -135,7 +119,7 @@ routes:
 	if code, body := get(t, "http://"+h.public+"/api/audit/"); code != 404 {
 		t.Errorf("a deregistered service = %d %s; want 404", code, body)
 	}
-	if code, reply := post(t, adminURL+"/services", `{"name": "users", "url": "http://127.0.0.1:1"}`); code != 409 || !strings.Contains(reply, `"field": "name"`) {
+	if code, reply := sendJSON(t, "POST", adminURL+"/services", `{"name": "users", "url": "http://127.0.0.1:1"}`, nil); code != 409 || !strings.Contains(reply, `"field": "name"`) {
 		t.Errorf("registering an app's name = %d %s; want 409 naming the field", code, reply)
 	}
 }
@@ -145,9 +129,7 @@ routes:
 // and a node that stops is forgotten at once.
 func TestNodesShareARedisRegistry(t *testing.T) {
 	redisURL := testenv.Redis(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	prefix := "herde2e:" + hex.EncodeToString(b) + ":"
+	prefix := "herde2e:" + randomHex(t) + ":"
 	config := func(app string) string {
 		return fmt.Sprintf(`
 apps:
@@ -178,7 +160,7 @@ routes:
 
 	billing, _ := startTestapp(t, "billing")
 	start := time.Now()
-	if code, reply := post(t, "http://"+a.admin+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "30s"}`, billing)); code != 200 {
+	if code, reply := sendJSON(t, "POST", "http://"+a.admin+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "30s"}`, billing), nil); code != 200 {
 		t.Fatalf("register on a = %d %s", code, reply)
 	}
 	waitFor(t, 5*time.Second, "node b to route to billing", func() bool { return greeting(bnode, "billing") == "billing" })
@@ -213,8 +195,6 @@ routes:
 // count a client's requests together, as one NGINX zone would on one box.
 func TestNodesShareARedisRateLimit(t *testing.T) {
 	redisURL := testenv.Redis(t)
-	b := make([]byte, 6)
-	rand.Read(b)
 	config := fmt.Sprintf(`
 apps:
   web:
@@ -225,7 +205,7 @@ routes:
   - path: /
     to: web
     rate_limit: {rate: 6r/m, burst: 2, nodelay: true, key: "header:X-Client", redis: "%s"}
-`, hex.EncodeToString(b), redisURL)
+`, randomHex(t), redisURL)
 	nodes := []*herd{startHerd(t, config), startHerd(t, config)}
 	send := func(h *herd, client string) int {
 		req, _ := http.NewRequest("GET", "http://"+h.public+"/", nil)

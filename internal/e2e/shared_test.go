@@ -70,7 +70,11 @@ apps:
 // startLoadGET is startLoad with GETs only: in shared_socket mode a client's
 // keep-alive connection goes straight to an instance, and only idempotent
 // requests may be resent when that instance closes it.
-func startLoadGET(url string) *load {
+func startLoadGET(url string) *load { return startGETs(url + "/slow?ms=10") }
+
+// startGETs is a load of GETs of url from 8 clients; an answer other than
+// 200 is a failure, and a JSON one with a greeting is counted by it.
+func startGETs(url string) *load {
 	l := &load{greetings: map[string]int{}, stop: make(chan struct{})}
 	client := &http.Client{Timeout: 15 * time.Second}
 	for range 8 {
@@ -81,7 +85,7 @@ func startLoadGET(url string) *load {
 					return
 				default:
 				}
-				res, err := client.Get(url + "/slow?ms=10")
+				res, err := client.Get(url)
 				if err != nil {
 					l.fail(err.Error())
 					continue

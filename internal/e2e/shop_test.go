@@ -8,15 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +68,7 @@ func testShop(t *testing.T, storage string) {
 	}
 
 	// kill -9 of one orders instance while clients read orders: none fails.
-	reads := readOrders(api + "/orders/" + order)
+	reads := startGETs(api + "/orders/" + order)
 	time.Sleep(300 * time.Millisecond)
 	victim := h.status()["orders"][0]
 	syscall.Kill(victim.Pid, syscall.SIGKILL)
@@ -80,9 +77,7 @@ func testShop(t *testing.T, storage string) {
 		return in.Pid != victim.Pid && in.State == "ready"
 	})
 	time.Sleep(300 * time.Millisecond)
-	if ok, failed := reads.stop(); failed != "" || ok == 0 {
-		t.Errorf("order reads around the kill -9: %d ok, failure: %s; want none failed", ok, failed)
-	}
+	reads.finish(t)
 
 	// With payments stopped, an order is refused whole and /health says why.
 	if out, err := h.cli("stop", "payments"); err != nil {
@@ -176,61 +171,6 @@ func sendJSON(t *testing.T, method, url, body string, out any) (int, string) {
 		}
 	}
 	return res.StatusCode, b.String()
-}
-
-// orderReads is a load of GETs of one order from 8 clients.
-type orderReads struct {
-	wg     sync.WaitGroup
-	done   chan struct{}
-	ok     atomic.Int64
-	mu     sync.Mutex
-	failed string
-}
-
-func readOrders(url string) *orderReads {
-	r := &orderReads{done: make(chan struct{})}
-	client := &http.Client{Timeout: 15 * time.Second}
-	for range 8 {
-		r.wg.Go(func() {
-			for {
-				select {
-				case <-r.done:
-					return
-				default:
-				}
-				res, err := client.Get(url)
-				var body []byte
-				if err == nil {
-					body, _ = io.ReadAll(res.Body)
-					res.Body.Close()
-					if res.StatusCode != 200 {
-						err = fmt.Errorf("%d %s", res.StatusCode, body)
-					}
-				}
-				if err != nil {
-					r.mu.Lock()
-					r.failed = cmpOr(r.failed, err.Error())
-					r.mu.Unlock()
-					continue
-				}
-				r.ok.Add(1)
-			}
-		})
-	}
-	return r
-}
-
-func (r *orderReads) stop() (int64, string) {
-	close(r.done)
-	r.wg.Wait()
-	return r.ok.Load(), r.failed
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // freshDatabase creates an empty database on the PostgreSQL at base and
