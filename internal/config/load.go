@@ -224,14 +224,7 @@ func (c *Config) applyDefaults() {
 	for _, u := range c.Upstreams {
 		u.Proxy.applyDefaults()
 		if u.Health.Path != "" {
-			setDefault(&u.Health.Interval, 5*time.Second)
-			setDefault(&u.Health.Timeout, 2*time.Second)
-			if u.Health.Passes == 0 {
-				u.Health.Passes = 1
-			}
-			if u.Health.Fails == 0 {
-				u.Health.Fails = 2
-			}
+			u.Health.applyDefaults()
 		}
 		if u.MaxFails == 0 {
 			u.MaxFails = 1
@@ -246,10 +239,7 @@ func (c *Config) applyDefaults() {
 	g := &c.Registry
 	setDefault(&g.TTL, 30*time.Second)
 	g.Check.Path = cmp.Or(g.Check.Path, "/health")
-	setDefault(&g.Check.Interval, 5*time.Second)
-	setDefault(&g.Check.Timeout, 2*time.Second)
-	g.Check.Passes = cmp.Or(g.Check.Passes, 1)
-	g.Check.Fails = cmp.Or(g.Check.Fails, 2)
+	g.Check.applyDefaults()
 	g.Prefix = cmp.Or(g.Prefix, "herd:")
 	g.Advertise = cmp.Or(g.Advertise, "127.0.0.1")
 	for _, r := range c.Routes {
@@ -305,6 +295,13 @@ func (c *Config) applyDefaults() {
 		}
 		setDefault(&r.QueueTimeout, 5*time.Second)
 	}
+}
+
+func (h *HealthCheck) applyDefaults() {
+	setDefault(&h.Interval, 5*time.Second)
+	setDefault(&h.Timeout, 2*time.Second)
+	h.Passes = cmp.Or(h.Passes, 1)
+	h.Fails = cmp.Or(h.Fails, 2)
 }
 
 func (o *ProxyOptions) applyDefaults() {
@@ -395,11 +392,8 @@ func (c *Config) validate(skip func(path string) bool) Errors {
 				serving++
 			}
 		}
-		if hc := u.Health; hc != (HealthCheck{}) && !strings.HasPrefix(hc.Path, "/") {
-			add(p+".health.path", "health checks need a path starting with /, like path: /health")
-		}
-		if u.Health.Status != 0 && (u.Health.Status < 100 || u.Health.Status > 599) {
-			add(p+".health.status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", u.Health.Status)
+		if u.Health != (HealthCheck{}) {
+			u.Health.validate(p+".health", add)
 		}
 		u.Proxy.validate(p+".proxy", add)
 		if len(u.Servers) == 0 {
@@ -698,6 +692,16 @@ func (o *ProxyOptions) validate(p string, add func(path, format string, args ...
 	}
 }
 
+// validate checks an active health check at path p.
+func (h HealthCheck) validate(p string, add func(path, format string, args ...any)) {
+	if !strings.HasPrefix(h.Path, "/") {
+		add(p+".path", "health checks need a path starting with /, like path: /health")
+	}
+	if h.Status != 0 && (h.Status < 100 || h.Status > 599) {
+		add(p+".status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", h.Status)
+	}
+}
+
 // validateRegistry checks registry:; problems go through add.
 func (c *Config) validateRegistry(add func(path, format string, args ...any)) {
 	g := c.Registry
@@ -707,12 +711,7 @@ func (c *Config) validateRegistry(add func(path, format string, args ...any)) {
 	if g.TTL != 0 && time.Duration(g.TTL) < time.Second {
 		add("registry.ttl", "%s is too short for a heartbeat; write 1s or more, like ttl: 30s", time.Duration(g.TTL))
 	}
-	if !strings.HasPrefix(g.Check.Path, "/") {
-		add("registry.check.path", "health checks need a path starting with /, like path: /health")
-	}
-	if g.Check.Status != 0 && (g.Check.Status < 100 || g.Check.Status > 599) {
-		add("registry.check.status", "%d is not an HTTP status; write one like 200 (or leave it out for any 2xx)", g.Check.Status)
-	}
+	g.Check.validate("registry.check", add)
 	if g.Advertise != "" && net.ParseIP(g.Advertise) == nil && strings.ContainsAny(g.Advertise, ":/ ") {
 		add("registry.advertise", "%q is not a host; write an address or name like 10.0.0.5", g.Advertise)
 	}

@@ -51,16 +51,19 @@ type keyLimiter struct {
 // NewRate returns a limit_req of r per second with burst; nodelay passes
 // the whole burst at once, else the first delay requests of it.
 func NewRate(r rate.Limit, burst int, nodelay bool, delay int) *Rate {
+	bucket, maxWait := burstShape(r, burst, nodelay, delay)
+	return &Rate{limit: r, bucket: bucket, maxWait: maxWait, keys: map[string]*keyLimiter{}}
+}
+
+// burstShape turns limit_req's burst, nodelay and delay into a bucket of
+// requests passed at once (1 + delay) and the longest delay of the rest of
+// the burst, which leave at rate r.
+func burstShape(r rate.Limit, burst int, nodelay bool, delay int) (bucket int, maxWait time.Duration) {
 	if nodelay {
 		delay = burst
 	}
 	delay = min(delay, burst)
-	return &Rate{
-		limit:   r,
-		bucket:  1 + delay,
-		maxWait: time.Duration(float64(burst-delay) / float64(r) * float64(time.Second)),
-		keys:    map[string]*keyLimiter{},
-	}
+	return 1 + delay, time.Duration(float64(burst-delay) / float64(r) * float64(time.Second))
 }
 
 // Reserve implements Limiter.

@@ -59,14 +59,10 @@ type RedisRate struct {
 // whose keys are prefix+key in rdb. onError, if set, hears of failures
 // (the request then passes).
 func NewRedisRate(rdb *redis.Client, prefix string, r rate.Limit, burst int, nodelay bool, delay int, onError func(error)) *RedisRate {
-	if nodelay {
-		delay = burst
-	}
-	delay = min(delay, burst)
-	interval := int64(float64(time.Second/time.Microsecond) / float64(r))
+	bucket, maxWait := burstShape(r, burst, nodelay, delay)
 	return &RedisRate{
-		rdb: rdb, prefix: prefix, interval: interval,
-		bucket: int64(1 + delay), maxWait: int64(burst-delay) * interval, onError: onError,
+		rdb: rdb, prefix: prefix, interval: int64(float64(time.Second/time.Microsecond) / float64(r)),
+		bucket: int64(bucket), maxWait: maxWait.Microseconds(), onError: onError,
 	}
 }
 
