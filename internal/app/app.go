@@ -36,7 +36,6 @@ import (
 	"github.com/herdhq/herd/internal/registry"
 	"github.com/herdhq/herd/internal/supervisor"
 	"github.com/herdhq/herd/internal/systemd"
-	"github.com/redis/go-redis/v9"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -580,11 +579,11 @@ func registryStore(ctx context.Context, cfg *config.Config) (registry.Store, err
 	if cfg.Registry.Redis == "" {
 		return registry.NewMemoryStore(), nil
 	}
-	store, err := registry.NewRedisStore(ctx, cfg.Registry.Redis, cfg.Registry.Prefix)
+	rdb, err := dialRedis(ctx, cfg.Registry.Redis, 2*time.Second, 2*time.Second)
 	if err != nil {
-		return nil, config.Errors{cfg.Problem("registry.redis", err.Error()+"; start Redis or fix the URL")}
+		return nil, config.Errors{cfg.Problem("registry.redis", "registry: "+err.Error())}
 	}
-	return store, nil
+	return registry.NewRedisStore(rdb, cfg.Registry.Prefix), nil
 }
 
 // CheckServices reports, for `herd check`, whether the servers the config
@@ -606,14 +605,6 @@ func CheckServices(ctx context.Context, cfg *config.Config) error {
 	}
 	return nil
 }
-
-// quietRedis drops go-redis's own log lines: every failure it logs also
-// comes back as an error, which herd reports once, in its own words.
-type quietRedis struct{}
-
-func (quietRedis) Printf(context.Context, string, ...any) {}
-
-func init() { redis.SetLogger(quietRedis{}) }
 
 // herdEnv tells instances where herd's gateway and admin API are, so that
 // services find each other without configuration.

@@ -88,18 +88,10 @@ func (f *frontend) redisClient(url string) (*redis.Client, error) {
 	if c := f.redis[url]; c != nil {
 		return c, nil
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url %q: %w", url, err)
-	}
 	// A slow Redis must not hold requests long: the limit fails open.
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 200*time.Millisecond, 200*time.Millisecond
-	c := redis.NewClient(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connecting to redis at %s: %w; start Redis or fix the URL", opts.Addr, err)
+	c, err := dialRedis(context.Background(), url, time.Second, 200*time.Millisecond)
+	if err != nil {
+		return nil, err
 	}
 	if f.redis == nil {
 		f.redis = map[string]*redis.Client{}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/health"
 	"github.com/herdhq/herd/internal/testenv"
@@ -148,10 +150,11 @@ func TestRedisSharesServicesBetweenNodes(t *testing.T) {
 	prefix := "herdtest:" + randomHex() + ":"
 
 	node := func(name string, apps map[string]*balance.Pool) (*Registry, context.CancelFunc, chan struct{}) {
-		store, err := NewRedisStore(ctx, url, prefix)
+		opts, err := redis.ParseURL(url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		store := NewRedisStore(redis.NewClient(opts), prefix)
 		t.Cleanup(func() { store.Close() })
 		r := New(Options{Store: store, Node: name, Poll: 100 * time.Millisecond,
 			Local: func() (map[string]*balance.Pool, map[string]*balance.Pool) { return apps, nil }})

@@ -78,25 +78,14 @@ type redisStore struct {
 	prefix string // keys are PREFIX + "svc:" + service + ":" + id
 }
 
-// NewRedisStore connects to the Redis at url (redis://[:password@]host:port/db)
-// and checks that it answers. Keys start with prefix (default "herd:").
-func NewRedisStore(ctx context.Context, url, prefix string) (Store, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("registry: redis url %q: %w", url, err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	rdb := redis.NewClient(opts)
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("registry: connecting to redis at %s: %w", opts.Addr, err)
-	}
+// NewRedisStore keeps the registry in the Redis rdb; keys start with
+// prefix (default "herd:"). The caller connects rdb and closes it with the
+// store.
+func NewRedisStore(rdb *redis.Client, prefix string) Store {
 	if prefix == "" {
 		prefix = "herd:"
 	}
-	return &redisStore{rdb: rdb, prefix: prefix}, nil
+	return &redisStore{rdb: rdb, prefix: prefix}
 }
 
 func (s *redisStore) key(service, id string) string {
