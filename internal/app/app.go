@@ -310,14 +310,8 @@ wait:
 // and the config's banner: text, so that whoever ran `herd up` knows what
 // to try. Addresses in the banner are the ones herd listens on.
 func announce(ctx context.Context, cfg *config.Config, status func() []supervisor.AppStatus, out io.Writer, public, admin net.Addr) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !allReady(status()) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	if !waitAllReady(ctx, status, 0) {
+		return
 	}
 	pub, adm := loopbackAddr(public), loopbackAddr(admin)
 	instances := 0
@@ -333,23 +327,40 @@ func announce(ctx context.Context, cfg *config.Config, status func() []superviso
 }
 
 // notifyReady tells systemd herd is ready once every app has a ready
-// instance, or after the longest listen_timeout, whichever comes first; it
+// instance, or after 30 s, whichever comes first; it
 // polls only until then.
 func notifyReady(ctx context.Context, status func() []supervisor.AppStatus, log *slog.Logger) {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !allReady(status()) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
+	waitAllReady(ctx, status, 30*time.Second)
+	if ctx.Err() != nil {
+		return
 	}
 	if err := systemd.Notify("READY=1"); err != nil {
 		log.Warn("telling systemd herd is ready", "err", err)
 	}
+}
+
+// waitAllReady polls until every app has a ready instance (true), ctx
+// ends, or limit (if not zero) passes.
+func waitAllReady(ctx context.Context, status func() []supervisor.AppStatus, limit time.Duration) bool {
+	var deadline <-chan time.Time
+	if limit > 0 {
+		deadline = time.After(limit)
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !allReady(status()) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 func allReady(apps []supervisor.AppStatus) bool {
