@@ -388,10 +388,7 @@ func (f *frontend) services(apps []supervisor.AppStatus, reg *registry.Registry)
 			if in.Port != 0 {
 				is.URL = "http://127.0.0.1:" + strconv.Itoa(in.Port)
 			}
-			if is.Healthy {
-				s.Healthy++
-			}
-			s.Instances = append(s.Instances, is)
+			s.Add(is)
 		}
 		out = append(out, s)
 	}
@@ -405,12 +402,7 @@ func (f *frontend) services(apps []supervisor.AppStatus, reg *registry.Registry)
 	for _, name := range names {
 		s := registry.ServiceStatus{Name: name, Kind: "upstream", Instances: []registry.InstanceStatus{}}
 		for _, b := range upstreams[name].Backends() {
-			is := registry.InstanceStatus{ID: strings.TrimPrefix(b.ID, name+"/"), URL: "http://" + b.Addr, Healthy: b.Available(now),
-				LastCheck: b.LastCheck(), Inflight: b.Inflight()}
-			if is.Healthy {
-				s.Healthy++
-			}
-			s.Instances = append(s.Instances, is)
+			s.Add(registry.BackendStatus(strings.TrimPrefix(b.ID, name+"/"), "http://"+b.Addr, b, now))
 		}
 		out = append(out, s)
 	}

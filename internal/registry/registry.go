@@ -413,6 +413,20 @@ type ServiceStatus struct {
 	Instances []InstanceStatus `json:"instances"`
 }
 
+// Add appends an instance, counting it if it is healthy.
+func (s *ServiceStatus) Add(in InstanceStatus) {
+	if in.Healthy {
+		s.Healthy++
+	}
+	s.Instances = append(s.Instances, in)
+}
+
+// BackendStatus describes a server the balancer holds: whether it takes
+// requests now, when it was last probed, and its requests in flight.
+func BackendStatus(id, url string, b *balance.Backend, now time.Time) InstanceStatus {
+	return InstanceStatus{ID: id, URL: url, Healthy: b.Available(now), LastCheck: b.LastCheck(), Inflight: b.Inflight()}
+}
+
 // Status describes the registered services, sorted by name.
 func (r *Registry) Status() []ServiceStatus {
 	r.mu.Lock() // apply edits the services' maps
@@ -429,17 +443,10 @@ func (r *Registry) Status() []ServiceStatus {
 		}
 		sort.Strings(ids)
 		for _, id := range ids {
-			in, b := s.instances[id], s.backends[id]
-			is := InstanceStatus{ID: id, URL: in.URL, Node: in.Node, Expires: in.Expires}
-			if b != nil {
-				is.Healthy = b.Available(now)
-				is.LastCheck = b.LastCheck()
-				is.Inflight = b.Inflight()
-			}
-			if is.Healthy {
-				st.Healthy++
-			}
-			st.Instances = append(st.Instances, is)
+			in := s.instances[id]
+			is := BackendStatus(id, in.URL, s.backends[id], now) // apply gave every instance one
+			is.Node, is.Expires = in.Node, in.Expires
+			st.Add(is)
 		}
 		out = append(out, st)
 	}
