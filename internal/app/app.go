@@ -605,13 +605,13 @@ func CheckServices(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	store.Close()
-	f := &frontend{}
-	defer f.close()
 	for i, r := range cfg.Routes {
 		if rl := r.RateLimit; rl != nil && rl.Redis != "" {
-			if _, err := f.redisClient(rl.Redis); err != nil {
+			c, err := dialRedis(ctx, rl.Redis, time.Second, 200*time.Millisecond)
+			if err != nil {
 				return config.Errors{cfg.Problem("routes."+strconv.Itoa(i), fmt.Sprintf("route %s: rate_limit.redis: %v", r.Path, err))}
 			}
+			c.Close()
 		}
 	}
 	return nil
