@@ -219,14 +219,20 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		opts.Ready(public.Addr(), adminLn.Addr())
 	}
 
+	// The public listener serves plain proxying by the fast path, the rest
+	// by publicSrv; a redirect to HTTPS is all net/http.
+	var publicServer server = publicSrv
+	if *cfg.Server.FastPath && !cfg.TLS.RedirectHTTP {
+		publicServer = &proxy.Server{Handler: front.current.Load, Fallback: publicSrv}
+	}
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 4)
-	serve := func(srv *http.Server, ln net.Listener) {
+	serve := func(srv server, ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	}
-	wg.Go(func() { serve(publicSrv, public) })
+	wg.Go(func() { serve(publicServer, public) })
 	wg.Go(func() { serve(adminSrv, adminLn) })
 	if httpsSrv != nil {
 		wg.Go(func() {
@@ -295,8 +301,8 @@ wait:
 			}
 		}()
 	}
-	if err := publicSrv.Shutdown(shutdownCtx); err != nil {
-		publicSrv.Close()
+	if err := publicServer.Shutdown(shutdownCtx); err != nil {
+		publicServer.Close()
 	}
 	<-supDone
 	_ = adminSrv.Close()
@@ -304,6 +310,13 @@ wait:
 	wg.Wait()
 	log.Info("herd stopped")
 	return runErr
+}
+
+// server is what serves a listener: an *http.Server or a *proxy.Server.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // announce prints, once every app has a ready instance, where herd serves

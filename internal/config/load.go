@@ -169,6 +169,10 @@ func (c *Config) applyDefaults() {
 	if c.Server.MaxHeaderBytes == 0 {
 		c.Server.MaxHeaderBytes = 64 << 10
 	}
+	if c.Server.FastPath == nil {
+		on := true
+		c.Server.FastPath = &on
+	}
 	for _, a := range c.Apps {
 		p := "apps." + a.Name
 		if a.Instances == 0 {

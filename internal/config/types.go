@@ -234,6 +234,9 @@ type Server struct {
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers; larger ones get 431. Default 64K.
 	MaxHeaderBytes Size `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// FastPath serves plain HTTP/1.1 proxying on listen: without net/http
+	// (see proxy.Server). Default true; false serves everything by net/http.
+	FastPath *bool `yaml:"fast_path" json:"fast_path"`
 }
 
 // Compress configures response compression (klauspost/compress gzhttp).

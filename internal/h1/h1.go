@@ -12,6 +12,8 @@ package h1
 import (
 	"bytes"
 	"errors"
+	"strings"
+	"unsafe"
 )
 
 // Field is one header field as sent, its value trimmed of spaces.
@@ -352,4 +354,32 @@ func containsToken(v []byte, tok string) bool {
 		}
 	}
 	return false
+}
+
+// Get returns the value of the first field named name (in any case), or
+// nil.
+func Get(fields []Field, name string) []byte {
+	for _, f := range fields {
+		if len(f.Name) == len(name) && strings.EqualFold(unsafe.String(&f.Name[0], len(f.Name)), name) {
+			return f.Value
+		}
+	}
+	return nil
+}
+
+// Values returns the values of the fields named name joined by ", ", as
+// one field (RFC 9110 §5.3).
+func Values(fields []Field, name string) string {
+	var joined []byte
+	var n int
+	for _, f := range fields {
+		if len(f.Name) == len(name) && strings.EqualFold(unsafe.String(&f.Name[0], len(f.Name)), name) {
+			if n > 0 {
+				joined = append(joined, ", "...)
+			}
+			joined = append(joined, f.Value...)
+			n++
+		}
+	}
+	return string(joined)
 }

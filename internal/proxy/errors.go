@@ -26,32 +26,36 @@ func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Reques
 			h.log.Info("client closed request", "status", StatusClientClosed, "app", rt.App, "path", r.URL.Path, "request_id", id)
 			return
 		}
-		var status int
-		var reason string
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			status = http.StatusRequestEntityTooLarge
-			reason = fmt.Sprintf("the body is larger than this route takes (%d bytes)", tooLarge.Limit)
-		case errors.Is(err, balance.ErrAllDown):
-			status = http.StatusServiceUnavailable
-			reason = fmt.Sprintf("every server of %q fails its health check (waited %s)", rt.App, rt.QueueTimeout)
-		case errors.Is(err, balance.ErrNoBackend):
-			status = http.StatusServiceUnavailable
-			reason = fmt.Sprintf("no instance of app %q was ready within %s", rt.App, rt.QueueTimeout)
-		case errors.Is(err, errNoRetryTarget):
-			status = http.StatusBadGateway
-			reason = fmt.Sprintf("an instance of app %q failed and no other was ready", rt.App)
-		case isTimeout(err):
-			status = http.StatusGatewayTimeout
-			reason = fmt.Sprintf("instance of app %q timed out: %v", rt.App, err)
-		default:
-			status = http.StatusBadGateway
-			reason = fmt.Sprintf("instance of app %q failed: %v", rt.App, err)
-		}
+		status, reason := failure(rt, err)
 		h.log.Warn("proxy error", "status", status, "app", rt.App, "path", r.URL.Path, "request_id", id, "err", err)
 		writeError(w, r, status, rt.App, reason)
 	}
+}
+
+// failure maps a failed proxy attempt to the status and reason answered.
+func failure(rt *Route, err error) (status int, reason string) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		status = http.StatusRequestEntityTooLarge
+		reason = fmt.Sprintf("the body is larger than this route takes (%d bytes)", tooLarge.Limit)
+	case errors.Is(err, balance.ErrAllDown):
+		status = http.StatusServiceUnavailable
+		reason = fmt.Sprintf("every server of %q fails its health check (waited %s)", rt.App, rt.QueueTimeout)
+	case errors.Is(err, balance.ErrNoBackend):
+		status = http.StatusServiceUnavailable
+		reason = fmt.Sprintf("no instance of app %q was ready within %s", rt.App, rt.QueueTimeout)
+	case errors.Is(err, errNoRetryTarget):
+		status = http.StatusBadGateway
+		reason = fmt.Sprintf("an instance of app %q failed and no other was ready", rt.App)
+	case isTimeout(err):
+		status = http.StatusGatewayTimeout
+		reason = fmt.Sprintf("instance of app %q timed out: %v", rt.App, err)
+	default:
+		status = http.StatusBadGateway
+		reason = fmt.Sprintf("instance of app %q failed: %v", rt.App, err)
+	}
+	return status, reason
 }
 
 // errorBody is the JSON body of every error herd itself answers.
@@ -63,12 +67,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, status int, app, reason string) {
-	body, _ := json.Marshal(errorBody{
-		Error:     http.StatusText(status),
-		App:       app,
-		Reason:    reason,
-		RequestID: r.Header.Get("X-Request-Id"),
-	})
+	body := errorJSON(status, app, reason, r.Header.Get("X-Request-Id"))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -76,7 +75,13 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, app, reason 
 		h.Set("X-Request-Id", id)
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
+}
+
+// errorJSON is the body of an error answer, newline-terminated.
+func errorJSON(status int, app, reason, requestID string) []byte {
+	body, _ := json.Marshal(errorBody{Error: http.StatusText(status), App: app, Reason: reason, RequestID: requestID})
+	return append(body, '\n')
 }
 
 // recorder remembers the status sent. Unwrap lets http.ResponseController

@@ -99,12 +99,19 @@ func newRequestID() string {
 // limitKey is what a rate or connection limit counts by: "ip", the client
 // (the real one when the peer is a trusted proxy), or "header:NAME".
 func (h *Handler) limitKey(r *http.Request, spec string) string {
+	return h.clientKey(remoteIP(r.RemoteAddr), spec, func(name string) string {
+		return strings.Join(r.Header.Values(name), ", ")
+	})
+}
+
+// clientKey is limitKey for a peer at ip, with header returning a request
+// header's values joined by commas.
+func (h *Handler) clientKey(ip, spec string, header func(name string) string) string {
 	if name, ok := strings.CutPrefix(spec, "header:"); ok {
-		return r.Header.Get(name)
+		return header(name)
 	}
-	ip := remoteIP(r.RemoteAddr)
 	if peer, err := netip.ParseAddr(ip); err == nil && h.isTrusted(peer) {
-		if xff := strings.Join(r.Header.Values("X-Forwarded-For"), ", "); xff != "" {
+		if xff := header("X-Forwarded-For"); xff != "" {
 			return h.realIP(xff + ", " + ip)
 		}
 	}

@@ -213,6 +213,11 @@ type route struct {
 	compressed http.Handler      // proxy behind gzhttp, when Compress is set
 	services   map[string]*route // a gateway's, by service name
 	registered sync.Map          // a gateway's Directory services: name → *route
+
+	// For the fast path (see Server): its connections to Pool, nil when
+	// the route is not one the fast path serves, and the header rules.
+	upstreams *upstreamPool
+	edits     headerEdits
 }
 
 // New returns a Handler for opts. Routes to the same pool share one
@@ -223,8 +228,9 @@ func New(opts Options) (*Handler, error) {
 		h.log = slog.Default()
 	}
 	transports := map[*balance.Pool]http.RoundTripper{}
+	upstreams := map[*balance.Pool]*upstreamPool{}
 	for _, r := range opts.Routes {
-		rt, err := h.build(r, transports)
+		rt, err := h.build(r, transports, upstreams)
 		if err != nil {
 			return nil, err
 		}
@@ -232,7 +238,7 @@ func New(opts Options) (*Handler, error) {
 			rt.services = map[string]*route{}
 			for name, svc := range r.Gateway {
 				svc.Path, svc.App = r.Path, name
-				if rt.services[name], err = h.build(svc, transports); err != nil {
+				if rt.services[name], err = h.build(svc, transports, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -243,8 +249,10 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// build makes the handler of one route; routes to one pool share its transport.
-func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper) (*route, error) {
+// build makes the handler of one route; routes to one pool share its
+// transport, and its fast-path connections when upstreams is not nil (the
+// fast path serves top-level routes only).
+func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper, upstreams map[*balance.Pool]*upstreamPool) (*route, error) {
 	if r.QueueTimeout <= 0 {
 		r.QueueTimeout = 5 * time.Second
 	}
@@ -254,6 +262,13 @@ func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper)
 		transports[r.Pool] = base
 	}
 	rt := &route{Route: r}
+	if upstreams != nil && fastEligible(&r) {
+		if rt.upstreams = upstreams[r.Pool]; rt.upstreams == nil {
+			rt.upstreams = newUpstreamPool(r.Transport)
+			upstreams[r.Pool] = rt.upstreams
+		}
+		rt.edits = compileEdits(&r.Headers)
+	}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: &pickTransport{route: &rt.Route, base: base},
@@ -394,7 +409,7 @@ func (h *Handler) registered(gw *route, name string) *route {
 	}
 	r := gw.Route
 	r.Gateway, r.Directory, r.App, r.Pool = nil, nil, name, pool
-	rt, err := h.build(r, map[*balance.Pool]http.RoundTripper{})
+	rt, err := h.build(r, map[*balance.Pool]http.RoundTripper{}, nil)
 	if err != nil {
 		h.log.Error("building the route to a registered service", "service", name, "err", err)
 		return nil

@@ -43,8 +43,7 @@ func setup(t *testing.T, opts Options, handlers ...http.Handler) (string, *balan
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(h)
-	t.Cleanup(front.Close)
+	front := newFront(t, h, nil)
 	return front.URL, pool
 }
 

@@ -202,7 +202,7 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if isConnectError(err) || isTimeout(err) {
 			b.Fail(time.Now(), pool.MaxFails, pool.FailTimeout)
 		}
-		if !more || !retry.retryable(req, err) {
+		if !more || !retry.retryable(idempotent(req), err) {
 			return nil, err
 		}
 		tried = append(tried, b)
@@ -232,13 +232,13 @@ func (r RetryPolicy) onStatus(code int) bool { return slices.Contains(r.OnStatus
 // retryable: nothing reached the client yet (RoundTrip failed), and either
 // the connection was refused (the instance never saw the request, so any
 // method is safe, as in NGINX), or the failure is one the policy retries
-// and the method is idempotent (or has an Idempotency-Key, or the policy
-// allows non-idempotent retries).
-func (r RetryPolicy) retryable(req *http.Request, err error) bool {
+// and the request is idempotent (by method or an Idempotency-Key), or the
+// policy allows non-idempotent retries.
+func (r RetryPolicy) retryable(idempotent bool, err error) bool {
 	if isConnectError(err) {
 		return true
 	}
-	if !idempotent(req) && !r.NonIdempotent {
+	if !idempotent && !r.NonIdempotent {
 		return false
 	}
 	if isTimeout(err) {
@@ -249,11 +249,15 @@ func (r RetryPolicy) retryable(req *http.Request, err error) bool {
 }
 
 func idempotent(req *http.Request) bool {
-	switch req.Method {
+	return idempotentMethod(req.Method) || req.Header.Get("Idempotency-Key") != ""
+}
+
+func idempotentMethod(m string) bool {
+	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
 	}
-	return req.Header.Get("Idempotency-Key") != ""
+	return false
 }
 
 var errNoRetryTarget = errors.New("proxy: instance failed and no other instance was ready")

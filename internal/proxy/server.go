@@ -1,0 +1,413 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/herdhq/herd/internal/balance"
+	"github.com/herdhq/herd/internal/h1"
+)
+
+// Server serves a plain-HTTP listener with an HTTP/1.1 fast path: one
+// goroutine per client connection parses each request head itself and, when
+// the request is a plain one to a route that only proxies, writes it to a
+// pooled connection to an instance and copies the response back, with no
+// other goroutine involved. Everything else — HTTP/1.0, upgrades, chunked
+// or 100-continue request bodies, odd heads, files, caches, compression,
+// gateways — is handed, with the bytes already read, to Fallback, a
+// net/http server that keeps the connection from then on. Both paths apply
+// the same routes, limits, headers, retries, logs and metrics.
+type Server struct {
+	// Handler returns the proxy for the next request; a reload swaps it.
+	Handler func() *Handler
+	// Fallback serves what the fast path does not take. Its
+	// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes apply to the fast
+	// path too.
+	Fallback *http.Server
+
+	handoff  *connQueue
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	ln       net.Listener
+	shutdown atomic.Bool
+	active   sync.WaitGroup
+}
+
+// clientConn is one client connection on the fast path, with its buffers.
+type clientConn struct {
+	nc         net.Conn
+	remoteAddr string
+	remoteIP   string
+	idle       atomic.Bool // waiting for a request, so Shutdown may close it
+
+	buf        []byte // read buffer: buf[start:end] is unread
+	start, end int
+	out        []byte // what goes out next, to the client or an instance
+	ubuf       []byte // reads from instances
+	req        h1.Request
+	res        h1.Response
+	tried      [4]*balance.Backend // backing for a request's tried list
+
+	// The watch notices a client that leaves while its request is with an
+	// instance, and closes the instance's connection (NGINX's
+	// proxy_ignore_client_abort off); see watch.
+	watchMu    sync.Mutex
+	watchTimer *time.Timer
+	watched    *upstreamConn // armed while set
+	watchDone  chan struct{} // a watcher runs until closed
+	watchRead  int           // bytes the watcher read (the next request's)
+	gone       atomic.Bool
+}
+
+// watchDelay is how long a request is with an instance before herd starts
+// watching its client: quick requests never pay for the goroutine.
+const watchDelay = 100 * time.Millisecond
+
+// watch arms the watch over the exchange with up.
+func (c *clientConn) watch(up *upstreamConn) {
+	if c.end == len(c.buf) {
+		return // no room for the byte the watcher reads
+	}
+	c.watchMu.Lock()
+	c.watched = up
+	c.watchMu.Unlock()
+	if c.watchTimer == nil {
+		c.watchTimer = time.AfterFunc(watchDelay, c.watchClient)
+	} else {
+		c.watchTimer.Reset(watchDelay)
+	}
+}
+
+// watchClient reads from the client while the exchange goes on: an error
+// or EOF means it left, so the instance's connection is closed, which ends
+// the exchange; a byte is the next request's and is kept.
+func (c *clientConn) watchClient() {
+	c.watchMu.Lock()
+	up := c.watched
+	if up == nil {
+		c.watchMu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.watchDone = done
+	c.watchMu.Unlock()
+	defer close(done)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	n, err := c.nc.Read(c.buf[c.end : c.end+1])
+	c.watchRead = n
+	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.gone.Store(true)
+		up.Close()
+	}
+}
+
+// unwatch disarms the watch, waiting for a watcher that runs.
+func (c *clientConn) unwatch() {
+	c.watchMu.Lock()
+	armed := c.watched != nil
+	c.watched = nil
+	done := c.watchDone
+	c.watchDone = nil
+	c.watchMu.Unlock()
+	if !armed {
+		return
+	}
+	c.watchTimer.Stop()
+	if done != nil {
+		_ = c.nc.SetReadDeadline(longAgo)
+		<-done
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.end += c.watchRead
+		c.watchRead = 0
+	}
+}
+
+var longAgo = time.Unix(1, 0)
+
+const (
+	readBufferSize     = 8 << 10
+	upstreamBufferSize = 16 << 10
+)
+
+var (
+	readBuffers     = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+	upstreamBuffers = sync.Pool{New: func() any { b := make([]byte, upstreamBufferSize); return &b }}
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = http.ErrServerClosed
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.ln = ln
+	s.handoff = newConnQueue(ln.Addr())
+	s.conns = map[*clientConn]struct{}{}
+	s.mu.Unlock()
+	fallbackDone := make(chan struct{})
+	go func() {
+		_ = s.Fallback.Serve(s.handoff)
+		close(fallbackDone)
+	}()
+	defer func() { s.handoff.Close(); <-fallbackDone }()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				// Out of file descriptors, as net/http: back off, retry.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := &clientConn{nc: nc, remoteAddr: nc.RemoteAddr().String()}
+		c.remoteIP = remoteIP(c.remoteAddr)
+		if !s.track(c) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) track(c *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.active.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.active.Done()
+}
+
+// Shutdown stops accepting, closes idle connections, waits for requests in
+// flight on both paths, as http.Server.Shutdown does.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Unlock()
+	fallback := make(chan error, 1)
+	go func() { fallback <- s.Fallback.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return <-fallback
+}
+
+// closeIdle closes the idle connections and reports whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	return s.Fallback.Close()
+}
+
+// serveConn runs the fast path on one connection until it closes or is
+// handed to the fallback.
+func (s *Server) serveConn(c *clientConn) {
+	defer s.untrack(c)
+	c.buf = *readBuffers.Get().(*[]byte)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.nc.Close()
+		}
+		readBuffers.Put(&c.buf)
+		if c.ubuf != nil {
+			upstreamBuffers.Put(&c.ubuf)
+		}
+	}()
+	srv := s.Fallback
+	first := true
+	for {
+		err := c.readHead(srv, first)
+		first = false
+		var herr *h1.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, h1.ErrUnsupported), errors.Is(err, errHeadTooLarge):
+			handedOff = s.handOff(c)
+			return
+		case errors.As(err, &herr):
+			c.writeError(herr.Status, errorJSON(herr.Status, "", herr.Reason, ""), "", "", true)
+			return
+		default: // closed, timed out, reset
+			return
+		}
+		h := s.Handler()
+		rt := h.fastRoute(c.req.Target)
+		if rt == nil {
+			handedOff = s.handOff(c)
+			return
+		}
+		if !h.serveFast(c, rt) || c.req.Close || s.shutdown.Load() {
+			return
+		}
+	}
+}
+
+var errHeadTooLarge = errors.New("proxy: request head larger than the fast path's buffer")
+
+// readHead reads until c.buf holds a whole request head and parses it.
+// Waiting for the first byte is bounded by the server's IdleTimeout (its
+// ReadHeaderTimeout for a new connection), the rest of the head by
+// ReadHeaderTimeout.
+func (c *clientConn) readHead(srv *http.Server, first bool) error {
+	if c.start == c.end {
+		c.start, c.end = 0, 0
+	}
+	wait := srv.IdleTimeout
+	if first || wait <= 0 {
+		wait = srv.ReadHeaderTimeout
+	}
+	deadline := time.Time{}
+	if wait > 0 {
+		deadline = time.Now().Add(wait)
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	headStarted := c.end > c.start
+	for {
+		if c.end > c.start {
+			err := h1.ParseRequest(c.buf[c.start:c.end], &c.req)
+			if err != h1.ErrIncomplete {
+				return err
+			}
+			if !headStarted && srv.ReadHeaderTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(srv.ReadHeaderTimeout))
+			}
+			headStarted = true
+		}
+		if c.end == len(c.buf) {
+			if c.start == 0 {
+				return errHeadTooLarge
+			}
+			c.end = copy(c.buf, c.buf[c.start:c.end])
+			c.start = 0
+		}
+		c.idle.Store(c.end == c.start)
+		n, err := c.nc.Read(c.buf[c.end:])
+		c.idle.Store(false)
+		c.end += n
+		if err != nil && (n == 0 || !errors.Is(err, io.EOF)) {
+			return err
+		}
+	}
+}
+
+// handOff gives the connection and the bytes read from it to the fallback.
+func (s *Server) handOff(c *clientConn) bool {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	pending := bytes.Clone(c.buf[c.start:c.end])
+	return s.handoff.push(&prefixConn{Conn: c.nc, prefix: pending})
+}
+
+// prefixConn replays bytes already read from Conn before reading more.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// connQueue is the listener the fallback serves: the connections handed
+// over by the fast path.
+type connQueue struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }

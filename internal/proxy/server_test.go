@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herdhq/herd/internal/balance"
+)
+
+// fastFront runs a Server for one route to the handler, with a fallback
+// that counts what it is handed; it returns the address, the fallback's
+// count and the instance's connection count.
+func fastFront(t *testing.T, instance http.Handler) (addr string, fallbacks, instanceConns *atomic.Int64) {
+	t.Helper()
+	fallbacks, instanceConns = new(atomic.Int64), new(atomic.Int64)
+	app := httptest.NewUnstartedServer(instance)
+	app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			instanceConns.Add(1)
+		}
+	}
+	app.Start()
+	t.Cleanup(app.Close)
+	pool := balance.NewPool("web", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://"), App: "web"})
+	h, err := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Handler: func() *Handler { return h }, Fallback: &http.Server{
+		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fallbacks.Add(1); h.ServeHTTP(w, r) }),
+		IdleTimeout: time.Minute,
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), fallbacks, instanceConns
+}
+
+// TestFastPathKeepsConnections: plain requests, pipelined on one client
+// connection, all take the fast path and share one connection to the
+// instance; a request the fast path does not take (HTTP/1.0) goes to the
+// fallback with the bytes already read.
+func TestFastPathKeepsConnections(t *testing.T) {
+	addr, fallbacks, instanceConns := fastFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// Three requests in one write, then one the fast path hands over.
+	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	br := bufio.NewReader(conn)
+	for _, want := range []string{"/a", "/b", "/c"} {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != want || res.Header.Get("X-Request-Id") == "" || res.Header.Get("Date") == "" {
+			t.Errorf("got %q %v; want %s with a request id and a date", body, res.Header, want)
+		}
+	}
+	if n := fallbacks.Load(); n != 0 {
+		t.Errorf("%d plain requests went to the fallback; want 0", n)
+	}
+	io.WriteString(conn, "GET /d HTTP/1.0\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if string(body) != "/d" || fallbacks.Load() != 1 {
+		t.Errorf("HTTP/1.0: got %q with %d fallbacks; want /d through the fallback", body, fallbacks.Load())
+	}
+	if n := instanceConns.Load(); n > 2 {
+		t.Errorf("the instance saw %d connections; want the fast path's one reused (and net/http's)", n)
+	}
+}
+
+// TestFastPathShutdownWaitsForRequests: Shutdown lets a request in flight
+// finish and closes idle connections.
+func TestFastPathShutdownWaitsForRequests(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	defer app.Close()
+	pool := balance.NewPool("web", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
+	h, _ := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &Server{Handler: func() *Handler { return h }, Fallback: &http.Server{Handler: h}}
+	go srv.Serve(ln)
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	got := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	close(release)
+	if b := <-got; b != "done" {
+		t.Errorf("the request in flight got %q; want done", b)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return once the request was done")
+	}
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Error("the idle connection is still open after Shutdown")
+	}
+}
