@@ -30,10 +30,15 @@ B1=$(freeport); B2=$(freeport)
 waitport "$B1"; waitport "$B2"
 
 declare -A PORT PROCPID
-# herd runs its own two instances of the same backend.
-PORT[herd]=$(freeport)
-cat >"$RUN/herd.yaml" <<YAML
-listen: 127.0.0.1:${PORT[herd]}
+# start_herd NAME [ROUTE_LINES]: herd in $RUN/NAME with its own two
+# instances of the same backend, its defaults (access log on), and the
+# route's extra lines.
+start_herd() {
+	local name=$1 extra=${2:-}
+	PORT[$name]=$(freeport)
+	mkdir -p "$RUN/$name"
+	cat >"$RUN/$name/herd.yaml" <<YAML
+listen: 127.0.0.1:${PORT[$name]}
 admin: 127.0.0.1:$(freeport)
 apps:
   be:
@@ -43,11 +48,20 @@ routes:
   - path: /
     to: be
     balance: least_conn
+$extra
 YAML
-"$RUN/herd" up -f "$RUN/herd.yaml" >"$RUN/herd.log" 2>&1 & PIDS+=($!); PROCPID[herd]=$!
-waitport "${PORT[herd]}"
+	"$RUN/herd" up -f "$RUN/$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
+	waitport "${PORT[$name]}"
+}
+start_herd herd
+# herd-rl: with a per-client rate limit that never refuses, so its cost
+# shows (the load-balancer issue's "with rate limiting, logging on").
+start_herd herd-rl "    rate_limit:
+      rate: 1000000r/s
+      burst: 100000
+      nodelay: true"
 
-TARGETS="direct herd"
+TARGETS="direct herd herd-rl"
 PORT[direct]=$B1
 for peer in $PEERS; do
 	PORT[$peer]=$(freeport)

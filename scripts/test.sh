@@ -196,3 +196,5 @@ HERD_REQUIRE_SERVICES=1 go test -race -count=1 -timeout 20m ./...
 step "fuzz (bounded)"
 go test -run '^$' -fuzz '^FuzzServeHTTP$' -fuzztime 15s ./internal/proxy
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config
+go test -run '^$' -fuzz '^FuzzParseRequest$' -fuzztime 10s ./internal/h1
+go test -run '^$' -fuzz '^FuzzChunked$' -fuzztime 10s ./internal/h1

@@ -19,7 +19,6 @@ type upstreamPool struct {
 	mu       sync.Mutex
 	idle     map[string][]*upstreamConn
 	sweeping bool
-	closed   bool
 }
 
 // upstreamConn is one connection to an instance.
@@ -84,7 +83,7 @@ func (p *upstreamPool) put(c *upstreamConn) {
 	}
 	c.idleSince = time.Now()
 	p.mu.Lock()
-	if p.closed || len(p.idle[c.addr]) >= p.opts.Keepalive {
+	if len(p.idle[c.addr]) >= p.opts.Keepalive {
 		p.mu.Unlock()
 		c.Close()
 		return
@@ -127,17 +126,4 @@ func (p *upstreamPool) sweep() {
 		return
 	}
 	time.AfterFunc(p.opts.KeepaliveTimeout/2, p.sweep)
-}
-
-// close closes every idle connection; later puts close theirs.
-func (p *upstreamPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for addr, list := range p.idle {
-		for _, c := range list {
-			c.Close()
-		}
-		delete(p.idle, addr)
-	}
 }

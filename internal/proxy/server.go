@@ -72,14 +72,19 @@ type clientConn struct {
 // watching its client: quick requests never pay for the goroutine.
 const watchDelay = 100 * time.Millisecond
 
-// watch arms the watch over the exchange with up.
+// watch arms the watch over the exchange with up; on a retry, a watcher
+// that already runs goes on watching for the new attempt.
 func (c *clientConn) watch(up *upstreamConn) {
 	if c.end == len(c.buf) {
 		return // no room for the byte the watcher reads
 	}
 	c.watchMu.Lock()
 	c.watched = up
+	running := c.watchDone != nil
 	c.watchMu.Unlock()
+	if running {
+		return
+	}
 	if c.watchTimer == nil {
 		c.watchTimer = time.AfterFunc(watchDelay, c.watchClient)
 	} else {
@@ -92,8 +97,7 @@ func (c *clientConn) watch(up *upstreamConn) {
 // the exchange; a byte is the next request's and is kept.
 func (c *clientConn) watchClient() {
 	c.watchMu.Lock()
-	up := c.watched
-	if up == nil {
+	if c.watched == nil || c.watchDone != nil {
 		c.watchMu.Unlock()
 		return
 	}
@@ -106,7 +110,12 @@ func (c *clientConn) watchClient() {
 	c.watchRead = n
 	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.gone.Store(true)
-		up.Close()
+		c.watchMu.Lock()
+		up := c.watched
+		c.watchMu.Unlock()
+		if up != nil {
+			up.Close()
+		}
 	}
 }
 
