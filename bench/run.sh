@@ -30,14 +30,14 @@ B1=$(freeport); B2=$(freeport)
 waitport "$B1"; waitport "$B2"
 
 declare -A PORT PROCPID
-# start_herd NAME [ROUTE_LINES]: herd in $RUN/NAME with its own two
+# start_herd NAME [ROUTE_LINES]: herd in $RUN/t-NAME with its own two
 # instances of the same backend, its defaults (access log on), and the
 # route's extra lines.
 start_herd() {
 	local name=$1 extra=${2:-}
 	PORT[$name]=$(freeport)
-	mkdir -p "$RUN/$name"
-	cat >"$RUN/$name/herd.yaml" <<YAML
+	mkdir -p "$RUN/t-$name"
+	cat >"$RUN/t-$name/herd.yaml" <<YAML
 listen: 127.0.0.1:${PORT[$name]}
 admin: 127.0.0.1:$(freeport)
 apps:
@@ -50,7 +50,7 @@ routes:
     balance: least_conn
 $extra
 YAML
-	"$RUN/herd" up -f "$RUN/$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
+	"$RUN/herd" up -f "$RUN/t-$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
 	waitport "${PORT[$name]}"
 }
 start_herd herd
