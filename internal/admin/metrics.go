@@ -2,6 +2,7 @@ package admin
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,19 @@ type Metrics struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches each label set's counter and histogram, sparing the
+	// vectors' label hashing on every request.
+	series sync.Map // seriesKey → *requestSeries
+}
+
+type seriesKey struct {
+	route, app string
+	status     int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics registers herd's metrics, the instance collector for status, and
@@ -45,8 +59,17 @@ func NewMetrics(status StatusFunc) *Metrics {
 
 // ObserveRequest records one finished request.
 func (m *Metrics) ObserveRequest(route, app string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, app, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, app).Observe(elapsed.Seconds())
+	key := seriesKey{route, app, status}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, &requestSeries{
+			requests: m.requests.WithLabelValues(route, app, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route, app),
+		})
+	}
+	s := v.(*requestSeries)
+	s.requests.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 var (

@@ -98,7 +98,8 @@ func (h *Handler) serveFast(c *clientConn, rt *route) bool {
 	if id := h1.Get(req.Fields, "X-Request-Id"); len(id) > 0 {
 		ex.id = bytesString(id)
 	} else {
-		ex.id, ex.newID = newRequestID(), true
+		fillRequestID(&c.newID)
+		ex.id, ex.newID = bytesString(c.newID[:]), true
 	}
 	ex.buffered = int(min(req.ContentLength, int64(c.end-c.start-req.HeadLen)))
 	keep := ex.serve()
@@ -591,7 +592,7 @@ func appendEdit(out []byte, e headerEdit) []byte {
 // failErr answers a failed attempt as errorHandler does on the other path.
 func (ex *exchange) failErr(err error) bool {
 	status, reason := failure(&ex.rt.Route, err)
-	ex.h.log.Warn("proxy error", "status", status, "app", ex.rt.App, "path", string(ex.c.req.Target), "request_id", ex.id, "err", err)
+	ex.h.log.Warn("proxy error", "status", status, "app", ex.rt.App, "path", string(ex.c.req.Target), "request_id", strings.Clone(ex.id), "err", err)
 	return ex.fail(status, reason, "")
 }
 

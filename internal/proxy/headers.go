@@ -88,12 +88,19 @@ func firstNonEmpty(a, b string) string {
 
 // newRequestID returns 128 random bits in hex.
 func newRequestID() string {
+	var id [32]byte
+	fillRequestID(&id)
+	return string(id[:])
+}
+
+// fillRequestID writes a new request id into id, allocating nothing.
+func fillRequestID(id *[32]byte) {
 	var b [16]byte
 	x, y := rand.Uint64(), rand.Uint64()
 	for i := range 8 {
 		b[i], b[8+i] = byte(x>>(8*i)), byte(y>>(8*i))
 	}
-	return hex.EncodeToString(b[:])
+	hex.Encode(id[:], b[:])
 }
 
 // limitKey is what a rate or connection limit counts by: "ip", the client

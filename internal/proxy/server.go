@@ -56,6 +56,7 @@ type clientConn struct {
 	req        h1.Request
 	res        h1.Response
 	tried      [4]*balance.Backend // backing for a request's tried list
+	newID      [32]byte            // the request id herd made, if it did
 
 	// The watch notices a client that leaves while its request is with an
 	// instance, and closes the instance's connection (NGINX's
