@@ -166,7 +166,7 @@ func (ex *exchange) proxy() bool {
 			return ex.failErr(err)
 		}
 		ustart := time.Now()
-		up, n, err := ex.try(b.Addr)
+		up, n, err := ex.try(b.Addr, idem)
 		ex.upstream, ex.upstreamTime = b.Addr, time.Since(ustart)
 		more := attempt < retry.Tries && (retry.Timeout <= 0 || time.Since(ex.start) < retry.Timeout) && !ex.streamed
 		if err == nil {
@@ -218,12 +218,18 @@ func (ex *exchange) hashKey() string {
 // clientError is a failure reading the request body from the client.
 type clientError struct{ error }
 
+// sendError is a failure writing the request head to an instance.
+type sendError struct{ error }
+
+func (e sendError) Unwrap() error { return e.error }
+
 // try sends the request to the instance at addr, on an idle connection if
 // there is one, and reads the response head into c.ubuf, returning the
 // connection and how many bytes of c.ubuf it filled. An idle connection
 // that the instance closed meanwhile (nothing came back) is replaced by a
-// new one once, if the request can be sent again.
-func (ex *exchange) try(addr string) (*upstreamConn, int, error) {
+// new one once, if the request can be sent again: its body is all in
+// c.buf, and it is idempotent or was not written at all.
+func (ex *exchange) try(addr string, idem bool) (*upstreamConn, int, error) {
 	pool := ex.rt.upstreams
 	if up := pool.get(addr); up != nil {
 		n, err := ex.roundTrip(up)
@@ -232,7 +238,8 @@ func (ex *exchange) try(addr string) (*upstreamConn, int, error) {
 		}
 		up.Close()
 		var cerr clientError
-		if n > 0 || ex.streamed || isTimeout(err) || errors.As(err, &cerr) {
+		var serr sendError
+		if n > 0 || ex.streamed || isTimeout(err) || errors.As(err, &cerr) || (!idem && !errors.As(err, &serr)) {
 			return nil, n, err
 		}
 	}
@@ -262,7 +269,7 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 		_ = up.SetWriteDeadline(time.Now().Add(o.SendTimeout))
 	}
 	if _, err := up.Write(out); err != nil {
-		return 0, err
+		return 0, sendError{err}
 	}
 	if rest := req.ContentLength - int64(ex.buffered); rest > 0 {
 		if err := ex.streamBody(up, rest); err != nil {
