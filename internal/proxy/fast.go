@@ -239,7 +239,8 @@ func (ex *exchange) try(addr string, idem bool) (*upstreamConn, int, error) {
 		up.Close()
 		var cerr clientError
 		var serr sendError
-		if n > 0 || ex.streamed || isTimeout(err) || errors.As(err, &cerr) || (!idem && !errors.As(err, &serr)) {
+		// A client that left closed up itself (see watchClient).
+		if n > 0 || ex.streamed || isTimeout(err) || ex.c.gone.Load() || errors.As(err, &cerr) || (!idem && !errors.As(err, &serr)) {
 			return nil, n, err
 		}
 	}

@@ -267,25 +267,51 @@ func TestPOSTNotRetriedAfterReset(t *testing.T) {
 	}
 }
 
+// A client that gives up while its request is with an instance is a 499,
+// also on a kept-alive connection, where the instance connection the watch
+// closes must not pass for a stale idle one and be retried.
 func TestClientGoneIs499(t *testing.T) {
-	statuses := make(chan int, 1)
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-	})
-	url, _ := setup(t, Options{Observe: func(_, _ string, status int, _ time.Duration) { statuses <- status }}, slow)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
-	if _, err := http.DefaultClient.Do(req); err == nil {
-		t.Fatal("request succeeded; want the client to give up")
-	}
-	select {
-	case s := <-statuses:
-		if s != StatusClientClosed {
-			t.Errorf("observed %d; want 499", s)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("request never observed")
+	for _, warmups := range []int{0, 2} {
+		t.Run(fmt.Sprintf("after %d requests", warmups), func(t *testing.T) {
+			statuses := make(chan int, 10)
+			release := make(chan struct{})
+			var slowCalls atomic.Int32
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/slow" {
+					slowCalls.Add(1)
+					<-release // like an app that never looks at its context
+				}
+			})
+			url, _ := setup(t, Options{Observe: func(_, _ string, status int, _ time.Duration) { statuses <- status }}, h)
+			t.Cleanup(func() { close(release) }) // before the instance closes
+			client := &http.Client{Transport: &http.Transport{}}
+			for range warmups {
+				res, err := client.Get(url + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				<-statuses
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"/slow", nil)
+			if _, err := client.Do(req); err == nil {
+				t.Fatal("request succeeded; want the client to give up")
+			}
+			select {
+			case s := <-statuses:
+				if s != StatusClientClosed {
+					t.Errorf("observed %d; want 499", s)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("request never observed")
+			}
+			if n := slowCalls.Load(); n != 1 {
+				t.Errorf("the request reached instances %d times; want once", n)
+			}
+		})
 	}
 }
 
