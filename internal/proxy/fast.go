@@ -267,21 +267,38 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	out = append(out, body...)
 	c.out = out
 	if o.SendTimeout > 0 {
-		_ = up.SetWriteDeadline(time.Now().Add(o.SendTimeout))
-	}
-	if _, err := up.Write(out); err != nil {
-		return 0, sendError{err}
-	}
-	if rest := req.ContentLength - int64(ex.buffered); rest > 0 {
-		if err := ex.streamBody(up, rest); err != nil {
-			return 0, err
-		}
+		up.extendWriteDeadline(o.SendTimeout)
 	}
 	if c.ubuf == nil {
 		c.ubuf = *upstreamBuffers.Get().(*[]byte)
 	}
-	c.watch(up)
 	n := 0
+	if rest := req.ContentLength - int64(ex.buffered); rest > 0 || up.wr == nil {
+		if _, err := up.Write(out); err != nil {
+			return 0, sendError{err}
+		}
+		if rest > 0 {
+			if err := ex.streamBody(up, rest); err != nil {
+				return 0, err
+			}
+		}
+		c.watch(up, ex.start)
+	} else {
+		c.watch(up, ex.start)
+		if o.ReadTimeout > 0 {
+			up.extendReadDeadline(o.ReadTimeout)
+		}
+		m, werr, rerr := up.wr.sendThenRead(out, c.ubuf)
+		if werr != nil {
+			return 0, sendError{werr}
+		}
+		if n = m; rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return 0, rerr
+		}
+	}
 	for {
 		if n > 0 {
 			perr := h1.ParseResponse(c.ubuf[:n], &c.res)
@@ -303,7 +320,7 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 			}
 		}
 		if o.ReadTimeout > 0 {
-			_ = up.SetReadDeadline(time.Now().Add(o.ReadTimeout))
+			up.extendReadDeadline(o.ReadTimeout)
 		}
 		m, err := up.Read(c.ubuf[n:])
 		n += m
@@ -331,7 +348,7 @@ func (ex *exchange) streamBody(up *upstreamConn, rest int64) error {
 		}
 		rest -= int64(n)
 		if o.SendTimeout > 0 {
-			_ = up.SetWriteDeadline(time.Now().Add(o.SendTimeout))
+			up.extendWriteDeadline(o.SendTimeout)
 		}
 		if _, err := up.Write(c.ubuf[:n]); err != nil {
 			return err
@@ -452,6 +469,17 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 	complete := noBody || (!res.Chunked && !untilClose && remaining == 0)
 	if complete {
 		ex.done() // before the client can see the answer, as on the other path
+		if !closeClient && c.wr != nil {
+			// The answer goes out as readHead starts waiting for the next
+			// request (see flushAndWait).
+			if reuse {
+				rt.upstreams.put(up)
+			} else {
+				up.Close()
+			}
+			c.pending = true
+			return true
+		}
 	}
 	if _, err := c.nc.Write(out); err != nil {
 		up.Close()
@@ -479,7 +507,7 @@ func (ex *exchange) copyBody(up *upstreamConn, chunks *h1.Chunked, remaining int
 	chunked := ex.c.res.Chunked
 	for {
 		if o.ReadTimeout > 0 {
-			_ = up.SetReadDeadline(time.Now().Add(o.ReadTimeout))
+			up.extendReadDeadline(o.ReadTimeout)
 		}
 		p := c.ubuf
 		if !chunked && !untilClose {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -24,8 +25,11 @@ type upstreamPool struct {
 // upstreamConn is one connection to an instance.
 type upstreamConn struct {
 	net.Conn
+	wr        *waitReader // nil when the connection has no file descriptor
 	addr      string
 	uses      int       // requests sent on it
+	readBy    time.Time // the read deadline, see extendReadDeadline
+	writeBy   time.Time // the write deadline
 	idleSince time.Time // when it was put back
 }
 
@@ -71,7 +75,13 @@ func (p *upstreamPool) dial(ctx context.Context, addr string) (*upstreamConn, er
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{Conn: nc, addr: addr}, nil
+	up := &upstreamConn{Conn: nc, addr: addr}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			up.wr = newWaitReader(raw, nc, nil)
+		}
+	}
+	return up, nil
 }
 
 // put keeps c for reuse, or closes it when the instance has enough idle
@@ -126,4 +136,34 @@ func (p *upstreamPool) sweep() {
 		return
 	}
 	time.AfterFunc(p.opts.KeepaliveTimeout/2, p.sweep)
+}
+
+// extendReadDeadline makes sure the connection's read deadline is at least
+// timeout away. It moves the deadline only when it is nearer than that, and
+// then past it by deadlineSlack, so that a connection carrying quick
+// exchanges moves its timer once per slack, not per read: a read times out
+// between timeout and timeout plus the slack after it began.
+func (c *upstreamConn) extendReadDeadline(timeout time.Duration) {
+	if at, ok := extendDeadline(c.readBy, timeout); ok {
+		c.readBy = at
+		_ = c.SetReadDeadline(at)
+	}
+}
+
+// extendWriteDeadline is extendReadDeadline for writes.
+func (c *upstreamConn) extendWriteDeadline(timeout time.Duration) {
+	if at, ok := extendDeadline(c.writeBy, timeout); ok {
+		c.writeBy = at
+		_ = c.SetWriteDeadline(at)
+	}
+}
+
+// extendDeadline returns the deadline to set in place of by, if by is less
+// than timeout away: timeout plus an eighth, at most a second, from now.
+func extendDeadline(by time.Time, timeout time.Duration) (time.Time, bool) {
+	now := time.Now()
+	if by.Sub(now) >= timeout {
+		return by, false
+	}
+	return now.Add(timeout + min(timeout/8, time.Second)), true
 }

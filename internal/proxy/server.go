@@ -51,8 +51,11 @@ type clientConn struct {
 
 	buf        []byte // read buffer: buf[start:end] is unread
 	start, end int
-	out        []byte // what goes out next, to the client or an instance
-	ubuf       []byte // reads from instances
+	out        []byte      // what goes out next, to the client or an instance
+	pending    bool        // out holds an answer that readHead sends
+	wr         *waitReader // nil when the connection has no file descriptor
+	waitFirst  bool        // see flushAndWait
+	ubuf       []byte      // reads from instances
 	req        h1.Request
 	res        h1.Response
 	tried      [4]*balance.Backend // backing for a request's tried list
@@ -63,7 +66,9 @@ type clientConn struct {
 	// proxy_ignore_client_abort off); see watch.
 	watchMu    sync.Mutex
 	watchTimer *time.Timer
-	watched    *upstreamConn // armed while set
+	watchArmed bool          // the timer will fire
+	watchStart time.Time     // when the watched exchange began
+	watched    *upstreamConn // the exchange's instance connection, if any
 	watchDone  chan struct{} // a watcher runs until closed
 	watchRead  int           // bytes the watcher read (the next request's)
 	gone       atomic.Bool
@@ -73,39 +78,58 @@ type clientConn struct {
 // watching its client: quick requests never pay for the goroutine.
 const watchDelay = 100 * time.Millisecond
 
-// watch arms the watch over the exchange with up; on a retry, a watcher
-// that already runs goes on watching for the new attempt.
-func (c *clientConn) watch(up *upstreamConn) {
+// watch puts the exchange with up, begun at start, under watch; on a
+// retry, a watcher that already runs goes on watching for the new
+// attempt. The timer is not moved per request: once armed, it fires, and
+// re-arms itself for the exchange then in progress, if any (see
+// watchTimeout), so a connection carrying quick requests touches it a few
+// times a second at most.
+func (c *clientConn) watch(up *upstreamConn, start time.Time) {
 	if c.end == len(c.buf) {
 		return // no room for the byte the watcher reads
 	}
 	c.watchMu.Lock()
+	if c.watched == nil {
+		c.watchStart = start
+	}
 	c.watched = up
-	running := c.watchDone != nil
+	if c.watchDone == nil && !c.watchArmed {
+		c.watchArmed = true
+		if c.watchTimer == nil {
+			c.watchTimer = time.AfterFunc(watchDelay, c.watchTimeout)
+		} else {
+			c.watchTimer.Reset(watchDelay)
+		}
+	}
 	c.watchMu.Unlock()
-	if running {
+}
+
+// watchTimeout starts the watcher if the exchange under watch is older
+// than watchDelay, or waits for it to be.
+func (c *clientConn) watchTimeout() {
+	c.watchMu.Lock()
+	if c.watched == nil || c.watchDone != nil {
+		c.watchArmed = false
+		c.watchMu.Unlock()
 		return
 	}
-	if c.watchTimer == nil {
-		c.watchTimer = time.AfterFunc(watchDelay, c.watchClient)
-	} else {
-		c.watchTimer.Reset(watchDelay)
+	if left := watchDelay - time.Since(c.watchStart); left > 0 {
+		c.watchTimer.Reset(left)
+		c.watchMu.Unlock()
+		return
 	}
+	c.watchArmed = false
+	done := make(chan struct{})
+	c.watchDone = done
+	c.watchMu.Unlock()
+	defer close(done)
+	c.watchClient()
 }
 
 // watchClient reads from the client while the exchange goes on: an error
 // or EOF means it left, so the instance's connection is closed, which ends
 // the exchange; a byte is the next request's and is kept.
 func (c *clientConn) watchClient() {
-	c.watchMu.Lock()
-	if c.watched == nil || c.watchDone != nil {
-		c.watchMu.Unlock()
-		return
-	}
-	done := make(chan struct{})
-	c.watchDone = done
-	c.watchMu.Unlock()
-	defer close(done)
 	_ = c.nc.SetReadDeadline(time.Time{})
 	n, err := c.nc.Read(c.buf[c.end : c.end+1])
 	c.watchRead = n
@@ -120,18 +144,13 @@ func (c *clientConn) watchClient() {
 	}
 }
 
-// unwatch disarms the watch, waiting for a watcher that runs.
+// unwatch ends the watch, waiting for a watcher that runs.
 func (c *clientConn) unwatch() {
 	c.watchMu.Lock()
-	armed := c.watched != nil
 	c.watched = nil
 	done := c.watchDone
 	c.watchDone = nil
 	c.watchMu.Unlock()
-	if !armed {
-		return
-	}
-	c.watchTimer.Stop()
 	if done != nil {
 		_ = c.nc.SetReadDeadline(longAgo)
 		<-done
@@ -191,6 +210,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := &clientConn{nc: nc, remoteAddr: nc.RemoteAddr().String()}
+		if sc, ok := nc.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				c.wr, c.waitFirst = newWaitReader(raw, nc, &c.idle), true
+			}
+		}
 		c.remoteIP = remoteIP(c.remoteAddr)
 		if !s.track(c) {
 			nc.Close()
@@ -278,8 +302,16 @@ func (s *Server) serveConn(c *clientConn) {
 	handedOff := false
 	defer func() {
 		if !handedOff {
+			if c.pending {
+				_, _ = c.nc.Write(c.out)
+			}
 			c.nc.Close()
 		}
+		c.watchMu.Lock()
+		if c.watchTimer != nil {
+			c.watchTimer.Stop()
+		}
+		c.watchMu.Unlock()
 		readBuffers.Put(&c.buf)
 		if c.ubuf != nil {
 			upstreamBuffers.Put(&c.ubuf)
@@ -332,7 +364,13 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
 	}
-	_ = c.nc.SetReadDeadline(deadline)
+	if c.pending {
+		if err := c.flushAndWait(deadline); err != nil {
+			return err
+		}
+	} else {
+		_ = c.nc.SetReadDeadline(deadline)
+	}
 	headStarted := c.end > c.start
 	for {
 		if c.end > c.start {
@@ -360,6 +398,46 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 			return err
 		}
 	}
+}
+
+// probeDelay bounds how long flushAndWait trusts that nothing came in
+// before it started waiting.
+const probeDelay = 10 * time.Millisecond
+
+// flushAndWait sends the pending answer, sets the read deadline and waits
+// for the next request with sendThenRead, saving the read that fails with
+// EAGAIN nearly always (the client has not had the answer yet). Bytes that came in before the
+// wait began, from a client that pipelines, would not wake it: the wait is
+// first bounded by probeDelay, after which a read finds them, and the
+// connection goes back to plain reads for good.
+func (c *clientConn) flushAndWait(deadline time.Time) error {
+	c.pending = false
+	if !c.waitFirst || c.end > c.start {
+		_ = c.nc.SetReadDeadline(deadline)
+		_, err := c.nc.Write(c.out)
+		return err
+	}
+	wait := time.Now().Add(probeDelay)
+	probing := deadline.IsZero() || wait.Before(deadline)
+	if !probing {
+		wait = deadline
+	}
+	_ = c.nc.SetReadDeadline(wait)
+	n, werr, err := c.wr.sendThenRead(c.out, c.buf[c.end:])
+	if werr != nil {
+		return werr
+	}
+	if probing && errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = c.nc.SetReadDeadline(deadline)
+		var waited bool
+		n, waited, err = c.wr.readOrWait(c.buf[c.end:])
+		if n > 0 && !waited {
+			c.waitFirst = false // it was there before the wait: a pipelining client
+		}
+	}
+	c.idle.Store(false)
+	c.end += n
+	return err
 }
 
 // handOff gives the connection and the bytes read from it to the fallback.

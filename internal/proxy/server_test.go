@@ -48,6 +48,18 @@ func fastFront(t *testing.T, instance http.Handler) (addr string, fallbacks, ins
 	return ln.Addr().String(), fallbacks, instanceConns
 }
 
+// dialFront connects to addr for at most 10 seconds.
+func dialFront(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn, bufio.NewReader(conn)
+}
+
 // TestFastPathKeepsConnections: plain requests, pipelined on one client
 // connection, all take the fast path and share one connection to the
 // instance; a request the fast path does not take (HTTP/1.0) goes to the
@@ -56,15 +68,9 @@ func TestFastPathKeepsConnections(t *testing.T) {
 	addr, fallbacks, instanceConns := fastFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	}))
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, br := dialFront(t, addr)
 	// Three requests in one write, then one the fast path hands over.
 	io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
-	br := bufio.NewReader(conn)
 	for _, want := range []string{"/a", "/b", "/c"} {
 		res, err := http.ReadResponse(br, nil)
 		if err != nil {
@@ -149,5 +155,39 @@ func TestFastPathShutdownWaitsForRequests(t *testing.T) {
 	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := idle.Read(make([]byte, 1)); err == nil {
 		t.Error("the idle connection is still open after Shutdown")
+	}
+}
+
+// TestFastPathLatePipelinedRequest: a request that comes in while the one
+// before it is with the instance is answered, though the connection waits
+// for the next request without reading first (see flushAndWait).
+func TestFastPathLatePipelinedRequest(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	addr, _, _ := fastFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	// The fallback's IdleTimeout is a minute: a lost request shows as
+	// dialFront's deadline.
+	conn, br := dialFront(t, addr)
+	for round := range 3 {
+		io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		<-started
+		io.WriteString(conn, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(20 * time.Millisecond) // it is in herd's socket buffer now
+		release <- struct{}{}
+		for _, want := range []string{"/slow", "/next"} {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, want, err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			if string(body) != want {
+				t.Errorf("round %d: got %q; want %s", round, body, want)
+			}
+		}
 	}
 }
