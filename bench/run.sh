@@ -30,11 +30,11 @@ B1=$(freeport); B2=$(freeport)
 waitport "$B1"; waitport "$B2"
 
 declare -A PORT PROCPID
-# start_herd NAME [ROUTE_LINES]: herd in $RUN/t-NAME with its own two
-# instances of the same backend, its defaults (access log on), and the
-# route's extra lines.
+# start_herd NAME [ROUTE_LINES] [TOP_LINES]: herd in $RUN/t-NAME with its
+# own two instances of the same backend, its defaults (access log on), the
+# route's extra lines and extra top-level lines.
 start_herd() {
-	local name=$1 extra=${2:-}
+	local name=$1 extra=${2:-} top=${3:-}
 	PORT[$name]=$(freeport)
 	mkdir -p "$RUN/t-$name"
 	cat >"$RUN/t-$name/herd.yaml" <<YAML
@@ -49,6 +49,7 @@ routes:
     to: be
     balance: least_conn
 $extra
+$top
 YAML
 	"$RUN/herd" up -f "$RUN/t-$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
 	waitport "${PORT[$name]}"
@@ -61,7 +62,10 @@ start_herd herd-rl "    rate_limit:
       burst: 100000
       nodelay: true"
 
-TARGETS="direct herd herd-rl"
+# herd-nolog: without the access log, as the nginx of PEERS.md runs.
+start_herd herd-nolog "" "access_log: {format: off}"
+
+TARGETS="direct herd herd-rl herd-nolog"
 PORT[direct]=$B1
 for peer in $PEERS; do
 	PORT[$peer]=$(freeport)
