@@ -40,8 +40,12 @@ type Logger struct {
 	buf  *bufio.Writer
 	out  io.Writer
 	line []byte
-	stop chan struct{}
-	done chan struct{}
+	// The combined format's time stamp, made once a second as NGINX does.
+	stamp    []byte
+	stampSec int64
+	stampLoc *time.Location
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // New returns a logger writing format ("combined" or "json") to out.
@@ -83,19 +87,27 @@ func (l *Logger) Log(e *Entry) {
 	if l.json {
 		l.line = appendJSON(l.line[:0], e)
 	} else {
-		l.line = appendCombined(l.line[:0], e)
+		if sec, loc := e.Time.Unix(), e.Time.Location(); sec != l.stampSec || loc != l.stampLoc || l.stamp == nil {
+			l.stamp = e.Time.AppendFormat(l.stamp[:0], combinedTime)
+			l.stampSec, l.stampLoc = sec, loc
+		}
+		l.line = appendCombined(l.line[:0], l.stamp, e)
 	}
 	_, _ = l.buf.Write(l.line)
 }
 
-// appendCombined writes NGINX's combined format, then request time,
+// combinedTime is the layout of $time_local.
+const combinedTime = "02/Jan/2006:15:04:05 -0700"
+
+// appendCombined writes NGINX's combined format (stamp is e.Time in
+// combinedTime), then request time,
 // upstream address and time, and the request id:
 //
 //	127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8" rt=0.001 uaddr=127.0.0.1:41000 ut=0.001 rid=ab12… cache=-
-func appendCombined(b []byte, e *Entry) []byte {
+func appendCombined(b, stamp []byte, e *Entry) []byte {
 	b = append(b, dash(e.RemoteAddr)...)
 	b = append(b, " - - ["...)
-	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, stamp...)
 	b = append(b, "] \""...)
 	b = appendEscaped(b, e.Method)
 	b = append(b, ' ')
@@ -129,7 +141,9 @@ func appendCombined(b []byte, e *Entry) []byte {
 
 func appendJSON(b []byte, e *Entry) []byte {
 	b = append(b, `{"time":`...)
-	b = strconv.AppendQuote(b, e.Time.Format(time.RFC3339Nano))
+	b = append(b, '"') // nothing in the stamp needs quoting
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
 	str := func(key, v string) {
 		b = append(b, ',', '"')
 		b = append(b, key...)

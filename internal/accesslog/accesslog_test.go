@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,29 @@ func TestCombined(t *testing.T) {
 	want := `127.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "GET /a?q=\x22x\x22 HTTP/1.1" 200 13 "-" "curl/8" rt=0.002 uaddr=127.0.0.1:41000 ut=0.001 rid=abc cache=-` + "\n"
 	if out.String() != want {
 		t.Errorf("got  %s\nwant %s", out.String(), want)
+	}
+}
+
+// The time stamp is made once a second: lines in the same second share
+// it, a new second or another zone makes a new one.
+func TestCombinedTimeStamps(t *testing.T) {
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	paris := time.FixedZone("CET", 3600)
+	var out bytes.Buffer
+	l := New(&out, "combined")
+	for _, at := range []time.Time{base, base.Add(300 * time.Millisecond), base.Add(time.Second), base.Add(time.Second).In(paris), base} {
+		e := entry()
+		e.Time = at
+		l.Log(e)
+	}
+	l.Close()
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		got = append(got, line[strings.Index(line, "[")+1:strings.Index(line, "]")])
+	}
+	want := []string{"28/Nov/2026:10:00:00 +0000", "28/Nov/2026:10:00:00 +0000", "28/Nov/2026:10:00:01 +0000", "28/Nov/2026:11:00:01 +0100", "28/Nov/2026:10:00:00 +0000"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("stamps %q; want %q", got, want)
 	}
 }
 

@@ -266,8 +266,9 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	body := c.buf[c.start+req.HeadLen : c.start+req.HeadLen+ex.buffered]
 	out = append(out, body...)
 	c.out = out
+	now := time.Now()
 	if o.SendTimeout > 0 {
-		up.extendWriteDeadline(o.SendTimeout)
+		up.extendWriteDeadline(now, o.SendTimeout)
 	}
 	if c.ubuf == nil {
 		c.ubuf = *upstreamBuffers.Get().(*[]byte)
@@ -286,7 +287,7 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	} else {
 		c.watch(up, ex.start)
 		if o.ReadTimeout > 0 {
-			up.extendReadDeadline(o.ReadTimeout)
+			up.extendReadDeadline(now, o.ReadTimeout)
 		}
 		m, werr, rerr := up.wr.sendThenRead(out, c.ubuf)
 		if werr != nil {
@@ -320,7 +321,7 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 			}
 		}
 		if o.ReadTimeout > 0 {
-			up.extendReadDeadline(o.ReadTimeout)
+			up.extendReadDeadline(time.Now(), o.ReadTimeout)
 		}
 		m, err := up.Read(c.ubuf[n:])
 		n += m
@@ -348,7 +349,7 @@ func (ex *exchange) streamBody(up *upstreamConn, rest int64) error {
 		}
 		rest -= int64(n)
 		if o.SendTimeout > 0 {
-			up.extendWriteDeadline(o.SendTimeout)
+			up.extendWriteDeadline(time.Now(), o.SendTimeout)
 		}
 		if _, err := up.Write(c.ubuf[:n]); err != nil {
 			return err
@@ -507,7 +508,7 @@ func (ex *exchange) copyBody(up *upstreamConn, chunks *h1.Chunked, remaining int
 	chunked := ex.c.res.Chunked
 	for {
 		if o.ReadTimeout > 0 {
-			up.extendReadDeadline(o.ReadTimeout)
+			up.extendReadDeadline(time.Now(), o.ReadTimeout)
 		}
 		p := c.ubuf
 		if !chunked && !untilClose {

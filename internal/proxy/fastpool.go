@@ -139,20 +139,20 @@ func (p *upstreamPool) sweep() {
 }
 
 // extendReadDeadline makes sure the connection's read deadline is at least
-// timeout away. It moves the deadline only when it is nearer than that, and
+// timeout after now. It moves the deadline only when it is nearer than that, and
 // then past it by deadlineSlack, so that a connection carrying quick
 // exchanges moves its timer once per slack, not per read: a read times out
 // between timeout and timeout plus the slack after it began.
-func (c *upstreamConn) extendReadDeadline(timeout time.Duration) {
-	if at, ok := extendDeadline(c.readBy, timeout); ok {
+func (c *upstreamConn) extendReadDeadline(now time.Time, timeout time.Duration) {
+	if at, ok := extendDeadline(now, c.readBy, timeout); ok {
 		c.readBy = at
 		_ = c.SetReadDeadline(at)
 	}
 }
 
 // extendWriteDeadline is extendReadDeadline for writes.
-func (c *upstreamConn) extendWriteDeadline(timeout time.Duration) {
-	if at, ok := extendDeadline(c.writeBy, timeout); ok {
+func (c *upstreamConn) extendWriteDeadline(now time.Time, timeout time.Duration) {
+	if at, ok := extendDeadline(now, c.writeBy, timeout); ok {
 		c.writeBy = at
 		_ = c.SetWriteDeadline(at)
 	}
@@ -160,8 +160,7 @@ func (c *upstreamConn) extendWriteDeadline(timeout time.Duration) {
 
 // extendDeadline returns the deadline to set in place of by, if by is less
 // than timeout away: timeout plus an eighth, at most a second, from now.
-func extendDeadline(by time.Time, timeout time.Duration) (time.Time, bool) {
-	now := time.Now()
+func extendDeadline(now, by time.Time, timeout time.Duration) (time.Time, bool) {
 	if by.Sub(now) >= timeout {
 		return by, false
 	}

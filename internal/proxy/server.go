@@ -360,12 +360,12 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 	if first || wait <= 0 {
 		wait = srv.ReadHeaderTimeout
 	}
-	deadline := time.Time{}
+	now, deadline := time.Now(), time.Time{}
 	if wait > 0 {
-		deadline = time.Now().Add(wait)
+		deadline = now.Add(wait)
 	}
 	if c.pending {
-		if err := c.flushAndWait(deadline); err != nil {
+		if err := c.flushAndWait(now, deadline); err != nil {
 			return err
 		}
 	} else {
@@ -410,14 +410,14 @@ const probeDelay = 10 * time.Millisecond
 // wait began, from a client that pipelines, would not wake it: the wait is
 // first bounded by probeDelay, after which a read finds them, and the
 // connection goes back to plain reads for good.
-func (c *clientConn) flushAndWait(deadline time.Time) error {
+func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	c.pending = false
 	if !c.waitFirst || c.end > c.start {
 		_ = c.nc.SetReadDeadline(deadline)
 		_, err := c.nc.Write(c.out)
 		return err
 	}
-	wait := time.Now().Add(probeDelay)
+	wait := now.Add(probeDelay)
 	probing := deadline.IsZero() || wait.Before(deadline)
 	if !probing {
 		wait = deadline
