@@ -1,11 +1,11 @@
 // Package accesslog writes one line per proxied request, in NGINX's
 // combined format (plus request time, upstream address and time, and the
-// request id) or as JSON. Lines are buffered and flushed every second and
-// on Close, so logging costs no write syscall per request.
+// request id) or as JSON. Lines are gathered in 64 KiB buffers that a
+// goroutine of the logger writes out when full, every second and on Close,
+// so a request pays neither a system call nor a wait for the file.
 package accesslog
 
 import (
-	"bufio"
 	"io"
 	"strconv"
 	"sync"
@@ -35,28 +35,56 @@ type Entry struct {
 // Logger is safe for concurrent use.
 type Logger struct {
 	json bool
-
-	mu   sync.Mutex
-	buf  *bufio.Writer
 	out  io.Writer
-	line []byte
+
+	mu     sync.Mutex
+	cur    []byte // lines not yet handed to the writer
+	closed bool
 	// The combined format's time stamp, made once a second as NGINX does.
 	stamp    []byte
 	stampSec int64
 	stampLoc *time.Location
-	stop     chan struct{}
-	done     chan struct{}
+
+	// Buffers go to the writer goroutine when full and every second, so a
+	// request never waits for the file unless the writer is a whole buffer
+	// behind.
+	full    chan []byte
+	free    chan []byte
+	err     error // the writer's first, for Close
+	stop    chan struct{}
+	stopped chan struct{}
+	written chan struct{}
 }
+
+// bufferSize is what the logger gathers before handing lines to the writer.
+const bufferSize = 64 << 10
 
 // New returns a logger writing format ("combined" or "json") to out.
 func New(out io.Writer, format string) *Logger {
-	l := &Logger{json: format == "json", out: out, buf: bufio.NewWriterSize(out, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
-	go l.flushEverySecond()
+	l := &Logger{
+		json: format == "json", out: out, cur: make([]byte, 0, bufferSize),
+		full: make(chan []byte, 1), free: make(chan []byte, 1),
+		stop: make(chan struct{}), stopped: make(chan struct{}), written: make(chan struct{}),
+	}
+	l.free <- make([]byte, 0, bufferSize)
+	go l.write()
+	go l.handOverEverySecond()
 	return l
 }
 
-func (l *Logger) flushEverySecond() {
-	defer close(l.done)
+// write writes the buffers it is handed, in order, and hands them back.
+func (l *Logger) write() {
+	defer close(l.written)
+	for b := range l.full {
+		if _, err := l.out.Write(b); err != nil && l.err == nil {
+			l.err = err
+		}
+		l.free <- b[:0]
+	}
+}
+
+func (l *Logger) handOverEverySecond() {
+	defer close(l.stopped)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -65,35 +93,54 @@ func (l *Logger) flushEverySecond() {
 			return
 		case <-t.C:
 			l.mu.Lock()
-			_ = l.buf.Flush()
+			l.handOver()
 			l.mu.Unlock()
 		}
 	}
 }
 
-// Close flushes what is buffered and stops the flusher.
+// handOver gives the lines gathered to the writer; l.mu is held.
+func (l *Logger) handOver() {
+	if len(l.cur) == 0 || l.closed {
+		return
+	}
+	l.full <- l.cur
+	l.cur = <-l.free
+}
+
+// Close writes what is buffered, stops the writer and returns the first
+// error it met. Lines logged after Close are dropped.
 func (l *Logger) Close() error {
 	close(l.stop)
-	<-l.done
+	<-l.stopped
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Flush()
+	l.handOver()
+	l.closed = true
+	close(l.full)
+	l.mu.Unlock()
+	<-l.written
+	return l.err
 }
 
 // Log writes e.
 func (l *Logger) Log(e *Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.json {
-		l.line = appendJSON(l.line[:0], e)
-	} else {
-		if sec, loc := e.Time.Unix(), e.Time.Location(); sec != l.stampSec || loc != l.stampLoc || l.stamp == nil {
-			l.stamp = e.Time.AppendFormat(l.stamp[:0], combinedTime)
-			l.stampSec, l.stampLoc = sec, loc
-		}
-		l.line = appendCombined(l.line[:0], l.stamp, e)
+	if l.closed {
+		return
 	}
-	_, _ = l.buf.Write(l.line)
+	if cap(l.cur)-len(l.cur) < 4<<10 {
+		l.handOver()
+	}
+	if l.json {
+		l.cur = appendJSON(l.cur, e)
+		return
+	}
+	if sec, loc := e.Time.Unix(), e.Time.Location(); sec != l.stampSec || loc != l.stampLoc || l.stamp == nil {
+		l.stamp = e.Time.AppendFormat(l.stamp[:0], combinedTime)
+		l.stampSec, l.stampLoc = sec, loc
+	}
+	l.cur = appendCombined(l.cur, l.stamp, e)
 }
 
 // combinedTime is the layout of $time_local.

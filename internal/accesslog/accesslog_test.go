@@ -3,6 +3,8 @@ package accesslog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -92,4 +94,59 @@ func (s *syncBuf) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Len()
+}
+
+// Lines from many goroutines, several buffers' worth, all reach the file
+// whole, each goroutine's in order, and nothing after Close.
+func TestConcurrentLinesAllWritten(t *testing.T) {
+	const writers, each = 8, 2000 // about 4 MB: many buffers
+	var out bytes.Buffer
+	l := New(&out, "combined")
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := entry()
+				e.RequestID = fmt.Sprintf("w%d-%d", w, i)
+				e.UserAgent = strings.Repeat("x", 200)
+				l.Log(e)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.Log(entry()) // after Close: dropped, no panic
+	next := make([]int, writers)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for _, line := range lines {
+		var w, i int
+		rid := line[strings.Index(line, " rid=")+5:]
+		if _, err := fmt.Sscanf(rid, "w%d-%d cache=-", &w, &i); err != nil || !strings.HasPrefix(line, "127.0.0.1 - - [") {
+			t.Fatalf("mangled line %q", line)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: line %d after %d", w, i, next[w]-1)
+		}
+		next[w]++
+	}
+	if len(lines) != writers*each {
+		t.Errorf("%d lines; want %d", len(lines), writers*each)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// Close reports what went wrong writing.
+func TestCloseReportsWriteError(t *testing.T) {
+	l := New(failingWriter{}, "combined")
+	l.Log(entry())
+	if err := l.Close(); err == nil || err.Error() != "disk full" {
+		t.Errorf("Close = %v; want disk full", err)
+	}
 }
