@@ -258,6 +258,10 @@ func (ex *exchange) try(addr string, idem bool) (*upstreamConn, int, error) {
 
 // roundTrip writes the request to up and reads the response head, passing
 // 1xx informational heads on to the client.
+// sendThenReadIdle is how long a connection to an instance may have been
+// idle for roundTrip to send on it with sendThenRead.
+const sendThenReadIdle = 250 * time.Millisecond
+
 func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	c, o := ex.c, &ex.rt.upstreams.opts
 	req := &c.req
@@ -274,7 +278,12 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 		c.ubuf = *upstreamBuffers.Get().(*[]byte)
 	}
 	n := 0
-	if rest := req.ContentLength - int64(ex.buffered); rest > 0 || up.wr == nil {
+	// sendThenRead only on a connection that cannot hold news from the
+	// instance older than the wait: new, or idle for a moment only. An
+	// instance that half-closes idle connections (a FIN, no RST) would
+	// otherwise leave the wait hanging, where a read finds the EOF at once.
+	fresh := up.idleSince.IsZero() || now.Sub(up.idleSince) < sendThenReadIdle
+	if rest := req.ContentLength - int64(ex.buffered); rest > 0 || up.wr == nil || !fresh {
 		if _, err := up.Write(out); err != nil {
 			return 0, sendError{err}
 		}
@@ -473,6 +482,7 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 		if !closeClient && c.wr != nil {
 			// The answer goes out as readHead starts waiting for the next
 			// request (see flushAndWait).
+			c.unwatch() // a watcher must not close it once another request has it
 			if reuse {
 				rt.upstreams.put(up)
 			} else {
@@ -495,6 +505,7 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 		}
 	}
 	if reuse && complete {
+		c.unwatch()
 		rt.upstreams.put(up)
 	} else {
 		up.Close()

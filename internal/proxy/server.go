@@ -121,6 +121,9 @@ func (c *clientConn) watchTimeout() {
 	c.watchArmed = false
 	done := make(chan struct{})
 	c.watchDone = done
+	// Under watchMu, so that unwatch's deadline, which ends the watcher,
+	// comes after this one.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	c.watchMu.Unlock()
 	defer close(done)
 	c.watchClient()
@@ -130,7 +133,6 @@ func (c *clientConn) watchTimeout() {
 // or EOF means it left, so the instance's connection is closed, which ends
 // the exchange; a byte is the next request's and is kept.
 func (c *clientConn) watchClient() {
-	_ = c.nc.SetReadDeadline(time.Time{})
 	n, err := c.nc.Read(c.buf[c.end : c.end+1])
 	c.watchRead = n
 	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -364,6 +366,7 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 	if wait > 0 {
 		deadline = now.Add(wait)
 	}
+	headStarted := c.end > c.start // before flushAndWait reads the next head's first bytes
 	if c.pending {
 		if err := c.flushAndWait(now, deadline); err != nil {
 			return err
@@ -371,7 +374,6 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 	} else {
 		_ = c.nc.SetReadDeadline(deadline)
 	}
-	headStarted := c.end > c.start
 	for {
 		if c.end > c.start {
 			err := h1.ParseRequest(c.buf[c.start:c.end], &c.req)
@@ -424,6 +426,14 @@ func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	}
 	_ = c.nc.SetReadDeadline(wait)
 	n, werr, err := c.wr.sendThenRead(c.out, c.buf[c.end:])
+	if errors.As(werr, new(errNotSent)) && errors.Is(werr, os.ErrDeadlineExceeded) {
+		// Held up past the deadline before the wait began: send as usual,
+		// then read below.
+		if _, werr = c.nc.Write(c.out); werr == nil {
+			c.idle.Store(true)
+		}
+		probing, err = true, os.ErrDeadlineExceeded
+	}
 	if werr != nil {
 		return werr
 	}

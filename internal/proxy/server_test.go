@@ -191,3 +191,99 @@ func TestFastPathLatePipelinedRequest(t *testing.T) {
 		}
 	}
 }
+
+// frontTo runs a Server for one route to the instance at addr, with the
+// fallback's timeouts set by configure.
+func frontTo(t *testing.T, addr string, tr TransportOptions, configure func(*http.Server)) string {
+	t.Helper()
+	pool := balance.NewPool("web", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: addr, App: "web"})
+	h, err := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, Transport: tr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fallback := &http.Server{Handler: h, IdleTimeout: time.Minute}
+	if configure != nil {
+		configure(fallback)
+	}
+	srv := &Server{Handler: func() *Handler { return h }, Fallback: fallback}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// A head begun on a kept-alive connection must be whole within
+// ReadHeaderTimeout, not the longer IdleTimeout.
+func TestFastPathReadHeaderTimeoutAfterKeepAlive(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(app.Close)
+	addr := frontTo(t, strings.TrimPrefix(app.URL, "http://"), TransportOptions{}, func(s *http.Server) {
+		s.IdleTimeout, s.ReadHeaderTimeout = 5*time.Second, 300*time.Millisecond
+	})
+	conn, br := dialFront(t, addr)
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(res.Body)
+	io.WriteString(conn, "GET /slowloris HTTP/1.1\r\n") // never finished
+	start := time.Now()
+	br.ReadByte() // the connection ends
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("a partial head was kept %v; ReadHeaderTimeout is 300ms", waited.Round(time.Millisecond))
+	}
+}
+
+// An instance that closes idle keep-alive connections by half-closing them
+// (a FIN, then reading on) must not hang the request that finds such a
+// connection in the pool: it goes again on a new connection.
+func TestFastPathInstanceHalfClosesIdleConnections(t *testing.T) {
+	const instanceIdle = 300 * time.Millisecond // well past sendThenReadIdle
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					c.SetReadDeadline(time.Now().Add(instanceIdle))
+					if _, err := http.ReadRequest(br); err != nil {
+						// Idle too long: a lingering close, as some servers do.
+						c.(*net.TCPConn).CloseWrite()
+						c.SetReadDeadline(time.Now().Add(10 * time.Second))
+						io.Copy(io.Discard, br)
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	addr := frontTo(t, ln.Addr().String(), TransportOptions{}, nil)
+	conn, br := dialFront(t, addr)
+	for i := range 2 {
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(body) != "ok" {
+			t.Errorf("request %d: %d %q; want 200 ok", i, res.StatusCode, body)
+		}
+		time.Sleep(instanceIdle + 200*time.Millisecond)
+	}
+}

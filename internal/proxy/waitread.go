@@ -42,8 +42,9 @@ func newWaitReader(raw syscall.RawConn, w io.Writer, sent *atomic.Bool) *waitRea
 // poller forgot readiness older than the call, so the answer's arrival is
 // sure to wake it; the caller must know that nothing was waiting to be read
 // before (an exchange in lockstep: a request, then its answer). The wait
-// honours the read deadline. n > 0 comes with a nil err; io.EOF means the
-// peer closed.
+// honours the read deadline. werr is an errNotSent if the wait could not
+// begin, the deadline having passed already. n > 0 comes with a nil err;
+// io.EOF means the peer closed.
 func (r *waitReader) sendThenRead(out, p []byte) (n int, werr, err error) {
 	r.out, r.p, r.written = out, p, false
 	return r.run()
@@ -64,11 +65,20 @@ func (r *waitReader) run() (int, error, error) {
 	switch {
 	case r.werr != nil:
 		return 0, r.werr, nil
+	case rerr != nil && !r.written:
+		// The wait could not begin (closed, or the deadline passed
+		// already): nothing was sent.
+		return 0, errNotSent{rerr}, nil
 	case rerr != nil:
 		return 0, nil, rerr
 	}
 	return r.n, nil, r.err
 }
+
+// errNotSent is a sendThenRead that wrote nothing.
+type errNotSent struct{ error }
+
+func (e errNotSent) Unwrap() error { return e.error }
 
 func (r *waitReader) stepFD(fd uintptr) bool {
 	if !r.written {
