@@ -127,7 +127,7 @@ start_services() {
 	redis-server --port "$rport" --bind 127.0.0.1 --dir "$SERVICE_TMP" --save '' --appendonly no \
 		--daemonize no --loglevel warning >"$SERVICE_TMP/redis.log" 2>&1 &
 	SERVICE_PIDS+=($!)
-	wait_for redis-server redis-cli -p "$rport" ping
+	wait_for redis-server redis-cli -p "$rport" ping || { cat "$SERVICE_TMP/redis.log" >&2; exit 1; }
 	export HERD_TEST_REDIS_URL="redis://127.0.0.1:$rport/0"
 
 	# PostgreSQL refuses to run as root: its folder belongs to postgres.
