@@ -256,12 +256,12 @@ func (ex *exchange) try(addr string, idem bool) (*upstreamConn, int, error) {
 	return up, n, nil
 }
 
-// roundTrip writes the request to up and reads the response head, passing
-// 1xx informational heads on to the client.
 // sendThenReadIdle is how long a connection to an instance may have been
 // idle for roundTrip to send on it with sendThenRead.
 const sendThenReadIdle = 250 * time.Millisecond
 
+// roundTrip writes the request to up and reads the response head, passing
+// 1xx informational heads on to the client.
 func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	c, o := ex.c, &ex.rt.upstreams.opts
 	req := &c.req
@@ -482,12 +482,7 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 		if !closeClient && c.wr != nil {
 			// The answer goes out as readHead starts waiting for the next
 			// request (see flushAndWait).
-			c.unwatch() // a watcher must not close it once another request has it
-			if reuse {
-				rt.upstreams.put(up)
-			} else {
-				up.Close()
-			}
+			ex.release(up, reuse)
 			c.pending = true
 			return true
 		}
@@ -504,13 +499,20 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 			return false
 		}
 	}
-	if reuse && complete {
-		c.unwatch()
-		rt.upstreams.put(up)
+	ex.release(up, reuse && complete)
+	return !closeClient
+}
+
+// release is done with up: back to the pool if reuse, else closed. The
+// watch ends first, so that a watcher cannot close a connection another
+// request has taken from the pool.
+func (ex *exchange) release(up *upstreamConn, reuse bool) {
+	ex.c.unwatch()
+	if reuse {
+		ex.rt.upstreams.put(up)
 	} else {
 		up.Close()
 	}
-	return !closeClient
 }
 
 // copyBody copies the rest of a response body from up to the client.

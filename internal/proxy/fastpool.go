@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -75,13 +74,7 @@ func (p *upstreamPool) dial(ctx context.Context, addr string) (*upstreamConn, er
 	if err != nil {
 		return nil, err
 	}
-	up := &upstreamConn{Conn: nc, addr: addr}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			up.wr = newWaitReader(raw, nc, nil)
-		}
-	}
-	return up, nil
+	return &upstreamConn{Conn: nc, addr: addr, wr: newWaitReader(nc, nil)}, nil
 }
 
 // put keeps c for reuse, or closes it when the instance has enough idle
@@ -139,10 +132,11 @@ func (p *upstreamPool) sweep() {
 }
 
 // extendReadDeadline makes sure the connection's read deadline is at least
-// timeout after now. It moves the deadline only when it is nearer than that, and
-// then past it by deadlineSlack, so that a connection carrying quick
-// exchanges moves its timer once per slack, not per read: a read times out
-// between timeout and timeout plus the slack after it began.
+// timeout after now. It moves the deadline only when it is nearer than
+// that, and then past it by a slack (see extendDeadline), so that a
+// connection carrying quick exchanges moves its timer once per slack, not
+// per read: a read times out between timeout and timeout plus the slack
+// after it began.
 func (c *upstreamConn) extendReadDeadline(now time.Time, timeout time.Duration) {
 	if at, ok := extendDeadline(now, c.readBy, timeout); ok {
 		c.readBy = at

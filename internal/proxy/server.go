@@ -212,11 +212,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := &clientConn{nc: nc, remoteAddr: nc.RemoteAddr().String()}
-		if sc, ok := nc.(syscall.Conn); ok {
-			if raw, err := sc.SyscallConn(); err == nil {
-				c.wr, c.waitFirst = newWaitReader(raw, nc, &c.idle), true
-			}
-		}
+		c.wr = newWaitReader(nc, &c.idle)
+		c.waitFirst = c.wr != nil
 		c.remoteIP = remoteIP(c.remoteAddr)
 		if !s.track(c) {
 			nc.Close()
@@ -408,10 +405,10 @@ const probeDelay = 10 * time.Millisecond
 
 // flushAndWait sends the pending answer, sets the read deadline and waits
 // for the next request with sendThenRead, saving the read that fails with
-// EAGAIN nearly always (the client has not had the answer yet). Bytes that came in before the
-// wait began, from a client that pipelines, would not wake it: the wait is
-// first bounded by probeDelay, after which a read finds them, and the
-// connection goes back to plain reads for good.
+// EAGAIN nearly always (the client has not had the answer yet). Bytes that
+// came in before the wait began, from a client that pipelines, would not
+// wake it: the wait is first bounded by probeDelay, after which a read
+// finds them, and the connection goes back to plain reads for good.
 func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	c.pending = false
 	if !c.waitFirst || c.end > c.start {

@@ -29,23 +29,11 @@ func fastFront(t *testing.T, instance http.Handler) (addr string, fallbacks, ins
 	}
 	app.Start()
 	t.Cleanup(app.Close)
-	pool := balance.NewPool("web", 1, time.Minute)
-	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://"), App: "web"})
-	h, err := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &Server{Handler: func() *Handler { return h }, Fallback: &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fallbacks.Add(1); h.ServeHTTP(w, r) }),
-		IdleTimeout: time.Minute,
-	}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), fallbacks, instanceConns
+	addr = frontTo(t, strings.TrimPrefix(app.URL, "http://"), TransportOptions{}, func(s *http.Server) {
+		proxy := s.Handler
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fallbacks.Add(1); proxy.ServeHTTP(w, r) })
+	})
+	return addr, fallbacks, instanceConns
 }
 
 // dialFront connects to addr for at most 10 seconds.

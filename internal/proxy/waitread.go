@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -31,8 +32,18 @@ type waitReader struct {
 	step    func(fd uintptr) bool
 }
 
-func newWaitReader(raw syscall.RawConn, w io.Writer, sent *atomic.Bool) *waitReader {
-	r := &waitReader{raw: raw, w: w, sent: sent}
+// newWaitReader returns a waitReader for nc, or nil if nc has no file
+// descriptor to wait on.
+func newWaitReader(nc net.Conn, sent *atomic.Bool) *waitReader {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &waitReader{raw: raw, w: nc, sent: sent}
 	r.step = r.stepFD
 	return r
 }

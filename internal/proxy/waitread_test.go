@@ -30,8 +30,7 @@ func connPair(t *testing.T) (net.Conn, net.Conn) {
 
 func TestSendThenRead(t *testing.T) {
 	c, peer := connPair(t)
-	raw, _ := c.(*net.TCPConn).SyscallConn()
-	wr := newWaitReader(raw, c, nil)
+	wr := newWaitReader(c, nil)
 	go func() {
 		b := make([]byte, 4)
 		n, _ := peer.Read(b)
@@ -54,8 +53,7 @@ func TestSendThenRead(t *testing.T) {
 // caller is told so (it sends as usual, or counts the request unsent).
 func TestSendThenReadDeadlinePassed(t *testing.T) {
 	c, peer := connPair(t)
-	raw, _ := c.(*net.TCPConn).SyscallConn()
-	wr := newWaitReader(raw, c, nil)
+	wr := newWaitReader(c, nil)
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	_, werr, _ := wr.sendThenRead([]byte("ping"), make([]byte, 16))
 	if !errors.As(werr, new(errNotSent)) || !errors.Is(werr, os.ErrDeadlineExceeded) {
