@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -62,5 +63,51 @@ func TestSendThenReadDeadlinePassed(t *testing.T) {
 	peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, _ := peer.Read(make([]byte, 16)); n != 0 {
 		t.Errorf("the peer got %d bytes; want none", n)
+	}
+}
+
+// A message larger than the socket's buffers: the write without a wait
+// sends what fits, the rest waits for the peer, and every byte arrives once,
+// in order.
+func TestSendThenReadLargerThanSocketBuffer(t *testing.T) {
+	c, peer := connPair(t)
+	wr := newWaitReader(c, nil)
+	out := make([]byte, 16<<20)
+	for i := range out {
+		out[i] = byte(i % 251)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(out))
+		n, _ := io.ReadFull(peer, b)
+		peer.Write([]byte("done"))
+		got <- b[:n]
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	n, werr, err := wr.sendThenRead(out, buf)
+	if werr != nil || err != nil || string(buf[:n]) != "done" {
+		t.Fatalf("got %q, %v, %v; want done", buf[:n], werr, err)
+	}
+	if b := <-got; !bytes.Equal(b, out) {
+		t.Errorf("the peer got %d bytes, not the %d sent", len(b), len(out))
+	}
+}
+
+// A write to a peer that is gone reports the error as net.Conn.Write does.
+func TestSendThenReadPeerGone(t *testing.T) {
+	c, peer := connPair(t)
+	wr := newWaitReader(c, nil)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close() // an RST: the write fails
+	time.Sleep(50 * time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, werr, err := wr.sendThenRead(make([]byte, 1<<20), make([]byte, 16))
+	if werr == nil && err == nil {
+		t.Fatal("sendThenRead to a reset connection succeeded")
+	}
+	var oe *net.OpError
+	if werr != nil && !errors.As(werr, &oe) {
+		t.Errorf("werr = %#v; want a *net.OpError as from net.Conn.Write", werr)
 	}
 }
