@@ -321,16 +321,8 @@ func (s *Server) serveConn(c *clientConn) {
 	for {
 		err := c.readHead(srv, first)
 		first = false
-		var herr *h1.Error
-		switch {
-		case err == nil:
-		case errors.Is(err, h1.ErrUnsupported), errors.Is(err, errHeadTooLarge):
-			handedOff = s.handOff(c)
-			return
-		case errors.As(err, &herr):
-			c.writeError(herr.Status, errorJSON(herr.Status, "", herr.Reason, ""), "", "", true)
-			return
-		default: // closed, timed out, reset
+		if err != nil {
+			handedOff = s.headFailed(c, err)
 			return
 		}
 		h := s.Handler()
@@ -423,7 +415,7 @@ func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	}
 	_ = c.nc.SetReadDeadline(wait)
 	n, werr, err := c.wr.sendThenRead(c.out, c.buf[c.end:])
-	if errors.As(werr, new(errNotSent)) && errors.Is(werr, os.ErrDeadlineExceeded) {
+	if werr != nil && errors.As(werr, new(errNotSent)) && errors.Is(werr, os.ErrDeadlineExceeded) {
 		// Held up past the deadline before the wait began: send as usual,
 		// then read below.
 		if _, werr = c.nc.Write(c.out); werr == nil {
@@ -445,6 +437,20 @@ func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	c.idle.Store(false)
 	c.end += n
 	return err
+}
+
+// headFailed ends a connection whose next head could not be read: one the
+// fast path does not take goes to the fallback (it reports whether it
+// did), a malformed one gets its 4xx, a closed or timed-out one nothing.
+func (s *Server) headFailed(c *clientConn, err error) (handedOff bool) {
+	var herr *h1.Error
+	switch {
+	case errors.Is(err, h1.ErrUnsupported), errors.Is(err, errHeadTooLarge):
+		return s.handOff(c)
+	case errors.As(err, &herr):
+		c.writeError(herr.Status, errorJSON(herr.Status, "", herr.Reason, ""), "", "", true)
+	}
+	return false
 }
 
 // handOff gives the connection and the bytes read from it to the fallback.
