@@ -10,7 +10,7 @@ need() { # install Debian packages that are missing
 
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$RUN/nginx.pid" ] && kill "$(cat "$RUN/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+	for f in "$RUN"/*/nginx.pid; do [ -f "$f" ] && kill "$(cat "$f" 2>/dev/null)" 2>/dev/null || true; done
 	[ -n "${PM2_HOME:-}" ] && [ -n "${PM2:-}" ] && "$PM2" kill >/dev/null 2>&1 || true
 	wait 2>/dev/null || true
 	rm -rf "$RUN"
@@ -81,21 +81,23 @@ END {
 }
 
 # start_nginx NAME PORT BACKEND_PORT...: nginx with 2 workers and upstream
-# keep-alive in front of the backends (PEERS.md's tuned config), under $RUN.
+# keep-alive in front of the backends (PEERS.md's tuned config), under
+# $RUN/NAME. NGINX_HTTP (default "access_log off;") goes into its http block
+# and NGINX_LOCATION into its location.
 start_nginx() {
-	local name=$1 port=$2 servers="" b
+	local name=$1 port=$2 servers="" b dir=$RUN/$1
 	shift 2
 	for b in "$@"; do servers+="        server 127.0.0.1:$b;"$'\n'; done
-	mkdir -p "$RUN/nginx"
-	cat >"$RUN/nginx.conf" <<CONF
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<CONF
 worker_processes 2;
-pid $RUN/nginx.pid;
-error_log $RUN/nginx/error.log;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
 events { worker_connections 4096; }
 http {
-    access_log off;
-    client_body_temp_path $RUN/nginx/body; proxy_temp_path $RUN/nginx/proxy;
-    fastcgi_temp_path $RUN/nginx/fcgi; uwsgi_temp_path $RUN/nginx/uwsgi; scgi_temp_path $RUN/nginx/scgi;
+    ${NGINX_HTTP:-access_log off;}
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
     keepalive_requests 1000000;
     upstream be {
         least_conn;
@@ -108,11 +110,12 @@ $servers        keepalive 64;
             proxy_pass http://be;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            ${NGINX_LOCATION:-}
         }
     }
 }
 CONF
-	nginx -c "$RUN/nginx.conf" -p "$RUN/nginx" -g 'daemon off;' 2>>"$RUN/nginx/stderr" &
+	nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' 2>>"$dir/stderr" &
 	PIDS+=($!)
 	PROCPID[$name]=$!
 }

@@ -13,7 +13,7 @@ export PATH="/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-PEERS=${PEERS:-"nginx haproxy caddy"}
+PEERS=${PEERS:-"nginx nginx-seed haproxy caddy"}
 
 source bench/lib.sh
 need wrk nginx-light haproxy caddy
@@ -72,6 +72,27 @@ for peer in $PEERS; do
 	case $peer in
 	nginx)
 		start_nginx nginx "${PORT[nginx]}" "$B1" "$B2"
+		;;
+	nginx-seed)
+		# nginx doing what herd-rl does: the seed's proxy_set_header
+		# lines, a request id both ways, the security headers, a
+		# buffered access log with upstream fields, a limit_req that
+		# never refuses.
+		NGINX_HTTP="log_format herd '\$remote_addr - \$remote_user [\$time_local] \"\$request\" \$status \$body_bytes_sent \"\$http_referer\" \"\$http_user_agent\" rt=\$request_time uaddr=\$upstream_addr ut=\$upstream_response_time rid=\$request_id';
+    access_log $RUN/nginx-seed/access.log herd buffer=64k flush=1s;
+    limit_req_zone \$binary_remote_addr zone=rl:10m rate=1000000r/s;" \
+		NGINX_LOCATION='limit_req zone=rl burst=100000 nodelay;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-Id $request_id;
+            add_header X-Request-Id $request_id always;
+            add_header X-Content-Type-Options nosniff always;
+            add_header X-Frame-Options SAMEORIGIN always;
+            add_header Referrer-Policy strict-origin-when-cross-origin always;' \
+			start_nginx nginx-seed "${PORT[$peer]}" "$B1" "$B2"
 		;;
 	haproxy)
 		cat >"$RUN/haproxy.cfg" <<CONF

@@ -170,14 +170,14 @@ func appendCombined(b, stamp []byte, e *Entry) []byte {
 	b = append(b, "\" \""...)
 	b = appendEscaped(b, dash(e.UserAgent))
 	b = append(b, "\" rt="...)
-	b = strconv.AppendFloat(b, e.Duration.Seconds(), 'f', 3, 64)
+	b = appendSeconds(b, e.Duration, 3)
 	b = append(b, " uaddr="...)
 	b = append(b, dash(e.Upstream)...)
 	b = append(b, " ut="...)
 	if e.Upstream == "" {
 		b = append(b, '-')
 	} else {
-		b = strconv.AppendFloat(b, e.UpstreamTime.Seconds(), 'f', 3, 64)
+		b = appendSeconds(b, e.UpstreamTime, 3)
 	}
 	b = append(b, " rid="...)
 	b = append(b, dash(e.RequestID)...)
@@ -207,7 +207,7 @@ func appendJSON(b []byte, e *Entry) []byte {
 		b = append(b, ',', '"')
 		b = append(b, key...)
 		b = append(b, '"', ':')
-		b = strconv.AppendFloat(b, d.Seconds(), 'f', 6, 64)
+		b = appendSeconds(b, d, 6)
 	}
 	str("remote_addr", e.RemoteAddr)
 	str("method", e.Method)
@@ -247,4 +247,29 @@ func appendEscaped(b []byte, s string) []byte {
 		b = append(b, c)
 	}
 	return b
+}
+
+// appendSeconds appends d in seconds with digits (1 to 9) decimals, rounded
+// half up, as strconv.AppendFloat(d.Seconds(), 'f', digits) would write it,
+// without the float formatting (a line per request).
+func appendSeconds(b []byte, d time.Duration, digits int) []byte {
+	if d < 0 || digits < 1 || digits > 9 {
+		return strconv.AppendFloat(b, d.Seconds(), 'f', digits, 64)
+	}
+	unit := time.Duration(1)
+	for range 9 - digits {
+		unit *= 10
+	}
+	n := int64((d + unit/2) / unit) // in units of 10^-digits s
+	scale := int64(1)
+	for range digits {
+		scale *= 10
+	}
+	b = strconv.AppendInt(b, n/scale, 10)
+	b = append(b, '.')
+	frac := n % scale
+	for p := scale / 10; p > 1 && frac < p; p /= 10 {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, frac, 10)
 }

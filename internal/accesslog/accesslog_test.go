@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -148,5 +149,37 @@ func TestCloseReportsWriteError(t *testing.T) {
 	l.Log(entry())
 	if err := l.Close(); err == nil || err.Error() != "disk full" {
 		t.Errorf("Close = %v; want disk full", err)
+	}
+}
+
+func TestAppendSeconds(t *testing.T) {
+	tests := []struct {
+		d      time.Duration
+		digits int
+		want   string
+	}{
+		{0, 3, "0.000"},
+		{time.Millisecond, 3, "0.001"},
+		{1500 * time.Microsecond, 3, "0.002"}, // halves round up
+		{1499 * time.Microsecond, 3, "0.001"},
+		{999_600 * time.Microsecond, 3, "1.000"},
+		{61*time.Second + 20*time.Millisecond, 3, "61.020"},
+		{1234567 * time.Nanosecond, 6, "0.001235"},
+		{-time.Millisecond, 3, "-0.001"},
+		{time.Nanosecond, 9, "0.000000001"},
+	}
+	for _, tt := range tests {
+		if got := string(appendSeconds(nil, tt.d, tt.digits)); got != tt.want {
+			t.Errorf("appendSeconds(%v, %d) = %q; want %q", tt.d, tt.digits, got, tt.want)
+		}
+	}
+	// Away from exact halves, it writes what strconv does.
+	for d := time.Duration(0); d < 3*time.Second; d = d*3 + 7919 {
+		for _, digits := range []int{3, 6} {
+			want := strconv.FormatFloat(d.Seconds(), 'f', digits, 64)
+			if got := string(appendSeconds(nil, d, digits)); got != want {
+				t.Errorf("appendSeconds(%v, %d) = %q; strconv writes %q", d, digits, got, want)
+			}
+		}
 	}
 }
