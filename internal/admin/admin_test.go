@@ -2,10 +2,12 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/herdhq/herd/internal/registry"
@@ -136,6 +138,31 @@ func TestObserveRequest(t *testing.T) {
 		`herd_requests_total{app="web",code="499",route="/"} 1`,
 		`herd_request_duration_seconds_count{app="web",route="/"} 3`,
 	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// Series added from many goroutines at once are all kept, each counted
+// once per request.
+func TestObserveRequestConcurrent(t *testing.T) {
+	m := NewMetrics(func() []supervisor.AppStatus { return nil })
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				m.ObserveRequest("/", "web", 200+(g+i)%10, 0)
+			}
+		}()
+	}
+	wg.Wait()
+	rec := httptest.NewRecorder()
+	Handler(Options{Gatherer: m.Registry}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for code := 200; code < 210; code++ {
+		want := fmt.Sprintf(`herd_requests_total{app="web",code="%d",route="/"} 80`, code)
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +22,11 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	// series caches each label set's counter and histogram, sparing the
-	// vectors' label hashing on every request.
-	series sync.Map // seriesKey → *requestSeries
+	// vectors' label hashing on every request. The label sets are few
+	// (routes × apps × status codes) and settle quickly, so the map is
+	// copied on a miss and read without a lock.
+	series   atomic.Pointer[map[seriesKey]*requestSeries]
+	seriesMu sync.Mutex // held to add to series
 }
 
 type seriesKey struct {
@@ -60,16 +65,38 @@ func NewMetrics(status StatusFunc) *Metrics {
 // ObserveRequest records one finished request.
 func (m *Metrics) ObserveRequest(route, app string, status int, elapsed time.Duration) {
 	key := seriesKey{route, app, status}
-	v, ok := m.series.Load(key)
-	if !ok {
-		v, _ = m.series.LoadOrStore(key, &requestSeries{
-			requests: m.requests.WithLabelValues(route, app, strconv.Itoa(status)),
-			duration: m.duration.WithLabelValues(route, app),
-		})
+	var s *requestSeries
+	if series := m.series.Load(); series != nil {
+		s = (*series)[key]
 	}
-	s := v.(*requestSeries)
+	if s == nil {
+		s = m.addSeries(key)
+	}
 	s.requests.Inc()
 	s.duration.Observe(elapsed.Seconds())
+}
+
+// addSeries returns key's series, adding it to a copy of m.series if it
+// is not there yet.
+func (m *Metrics) addSeries(key seriesKey) *requestSeries {
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	var old map[seriesKey]*requestSeries
+	if p := m.series.Load(); p != nil {
+		old = *p
+	}
+	if s := old[key]; s != nil {
+		return s
+	}
+	s := &requestSeries{
+		requests: m.requests.WithLabelValues(key.route, key.app, strconv.Itoa(key.status)),
+		duration: m.duration.WithLabelValues(key.route, key.app),
+	}
+	next := make(map[seriesKey]*requestSeries, len(old)+1)
+	maps.Copy(next, old)
+	next[key] = s
+	m.series.Store(&next)
+	return s
 }
 
 var (
