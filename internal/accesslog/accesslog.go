@@ -250,8 +250,9 @@ func appendEscaped(b []byte, s string) []byte {
 }
 
 // appendSeconds appends d in seconds with digits (1 to 9) decimals, rounded
-// half up, as strconv.AppendFloat(d.Seconds(), 'f', digits) would write it,
-// without the float formatting (a line per request).
+// half up, without the float formatting of strconv.AppendFloat (a line per
+// request). It writes what AppendFloat(d.Seconds(), 'f', digits) writes,
+// but at exact halves, which AppendFloat rounds as their nearest float.
 func appendSeconds(b []byte, d time.Duration, digits int) []byte {
 	if d < 0 || digits < 1 || digits > 9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', digits, 64)
@@ -260,7 +261,10 @@ func appendSeconds(b []byte, d time.Duration, digits int) []byte {
 	for range 9 - digits {
 		unit *= 10
 	}
-	n := int64((d + unit/2) / unit) // in units of 10^-digits s
+	n := int64(d / unit) // in units of 10^-digits s
+	if 2*(d%unit) >= unit {
+		n++
+	}
 	scale := int64(1)
 	for range digits {
 		scale *= 10

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -173,13 +174,21 @@ func TestAppendSeconds(t *testing.T) {
 			t.Errorf("appendSeconds(%v, %d) = %q; want %q", tt.d, tt.digits, got, tt.want)
 		}
 	}
-	// Away from exact halves, it writes what strconv does.
-	for d := time.Duration(0); d < 3*time.Second; d = d*3 + 7919 {
-		for _, digits := range []int{3, 6} {
-			want := strconv.FormatFloat(d.Seconds(), 'f', digits, 64)
+	// Against integer arithmetic done another way, for every digit count,
+	// up to the largest duration.
+	for d := time.Duration(0); d >= 0; d = d*3 + 7919 {
+		for digits := 1; digits <= 9; digits++ {
+			unit := int64(math.Pow10(9 - digits))
+			rounded := new(big.Int).Add(big.NewInt(int64(d)), big.NewInt(unit/2))
+			rounded.Quo(rounded, big.NewInt(unit))
+			whole, frac := new(big.Int).QuoRem(rounded, big.NewInt(int64(math.Pow10(digits))), new(big.Int))
+			want := fmt.Sprintf("%s.%0*d", whole, digits, frac.Int64())
 			if got := string(appendSeconds(nil, d, digits)); got != want {
-				t.Errorf("appendSeconds(%v, %d) = %q; strconv writes %q", d, digits, got, want)
+				t.Errorf("appendSeconds(%d, %d) = %q; want %q", d, digits, got, want)
 			}
 		}
+	}
+	if got := string(appendSeconds(nil, math.MaxInt64, 3)); got != "9223372036.855" {
+		t.Errorf("appendSeconds(MaxInt64, 3) = %q; want 9223372036.855", got)
 	}
 }

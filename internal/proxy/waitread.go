@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 )
 
 // Go's net.Conn.Read tries the read first and waits for the poller only if
@@ -23,14 +22,14 @@ import (
 // They are recvfrom and sendto, as nginx's recv and send: on a socket they
 // skip the file layer that read and write go through (2 % more), and
 // MSG_NOSIGNAL spares the SIGPIPE of a write to a closed connection. Every
-// connection here is a socket (TCP or Unix).
+// connection here is a socket (TCP or Unix). The calls are in fdio.go.
 
 // waitReader sends and reads on one connection without the first read.
 // It is kept with the connection, so that the callback handed to
 // syscall.RawConn.Read is made once, not per call.
 type waitReader struct {
 	raw  syscall.RawConn
-	w    io.Writer
+	conn net.Conn
 	sent *atomic.Bool // set once out is written, if not nil
 
 	// One call's state.
@@ -44,7 +43,8 @@ type waitReader struct {
 }
 
 // newWaitReader returns a waitReader for nc, or nil if nc has no file
-// descriptor to wait on.
+// descriptor to wait on. Its reads and writes go to the descriptor: a
+// wrapper of nc that overrides Read or Write is bypassed.
 func newWaitReader(nc net.Conn, sent *atomic.Bool) *waitReader {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
@@ -54,7 +54,7 @@ func newWaitReader(nc net.Conn, sent *atomic.Bool) *waitReader {
 	if err != nil {
 		return nil
 	}
-	r := &waitReader{raw: raw, w: nc, sent: sent}
+	r := &waitReader{raw: raw, conn: nc, sent: sent}
 	r.step = r.stepFD
 	return r
 }
@@ -105,12 +105,17 @@ func (e errNotSent) Unwrap() error { return e.error }
 func (r *waitReader) stepFD(fd uintptr) bool {
 	if !r.written {
 		r.written = true
-		if n := writeFD(fd, r.out); n < len(r.out) {
-			// The socket's buffer is full (or the write failed): the
-			// rest goes the usual way, which waits and reports errors.
-			if _, r.werr = r.w.Write(r.out[n:]); r.werr != nil {
+		n, errno := writeFD(fd, r.out)
+		switch {
+		case errno == syscall.EAGAIN:
+			// The socket's buffer is full: the rest goes the usual
+			// way, which waits for room.
+			if _, r.werr = r.conn.Write(r.out[n:]); r.werr != nil {
 				return true
 			}
+		case errno != 0:
+			r.werr = r.opError("write", errno)
+			return true
 		}
 		if r.sent != nil {
 			r.sent.Store(true)
@@ -118,49 +123,57 @@ func (r *waitReader) stepFD(fd uintptr) bool {
 		return false
 	}
 	r.n, r.err = readFD(fd, r.p)
-	if r.err == syscall.EAGAIN {
-		r.waited = true
-		return false
+	if errno, ok := r.err.(syscall.Errno); ok {
+		if errno == syscall.EAGAIN {
+			r.waited = true
+			return false
+		}
+		r.err = r.opError("read", errno)
 	}
 	return true
 }
 
 // readFD reads from a non-blocking socket as net.Conn.Read does, without
-// the wait: EAGAIN when nothing is there, io.EOF at the end.
+// the wait: EAGAIN when nothing is there, io.EOF at the end, another
+// syscall.Errno when the read failed.
 func readFD(fd uintptr, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		r, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+		n, errno := recvFD(fd, p)
 		switch {
 		case errno == syscall.EINTR:
 			continue
-		case errno == syscall.EAGAIN:
-			return 0, errno
 		case errno != 0:
-			return 0, os.NewSyscallError("read", errno)
-		case r == 0:
+			return 0, errno
+		case n == 0:
 			return 0, io.EOF
 		}
-		return int(r), nil
+		return n, nil
 	}
 }
 
-// writeFD writes p to a non-blocking socket without waiting, returning how
-// much was written (all of p, or less when the socket's buffer is full or
-// the write failed: the caller writes the rest the usual way).
-func writeFD(fd uintptr, p []byte) int {
+// writeFD writes p to a non-blocking socket without waiting. It returns
+// how much it wrote and, if that is not all of p, why: EAGAIN when the
+// socket's buffer is full, another syscall.Errno when the write failed.
+func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
 	n := 0
 	for n < len(p) {
-		r, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
+		m, errno := sendFD(fd, p[n:])
 		switch {
 		case errno == syscall.EINTR:
 			continue
 		case errno != 0:
-			return n
+			return n, errno
 		}
-		n += int(r)
+		n += m
 	}
-	return n
+	return n, 0
+}
+
+// opError wraps a failed read or write as net.Conn's methods do.
+func (r *waitReader) opError(op string, errno syscall.Errno) error {
+	local := r.conn.LocalAddr()
+	return &net.OpError{Op: op, Net: local.Network(), Source: local, Addr: r.conn.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
