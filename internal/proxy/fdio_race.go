@@ -18,8 +18,11 @@ func sendFD(fd uintptr, p []byte) (int, syscall.Errno) {
 }
 
 func errnoOf(n int, err error) (int, syscall.Errno) {
-	if err != nil {
-		return 0, err.(syscall.Errno)
+	if err == nil {
+		return n, 0
 	}
-	return n, 0
+	if errno, ok := err.(syscall.Errno); ok {
+		return 0, errno
+	}
+	return 0, syscall.EIO // not on Linux, where the error is always an Errno
 }
