@@ -191,6 +191,11 @@ fi
 step "go test -race"
 HERD_REQUIRE_SERVICES=1 go test -race -count=1 -timeout 20m ./...
 
+# The proxy's raw system calls (internal/proxy/fdio.go) are built only
+# without -race; its tests run once more on them.
+step "go test ./internal/proxy (without -race)"
+go test -count=1 -timeout 5m ./internal/proxy
+
 # Bounded fuzzing of the parsers and the request path: each target runs for
 # a fixed time; a failure leaves its input under testdata/fuzz for go test.
 step "fuzz (bounded)"
