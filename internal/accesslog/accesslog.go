@@ -249,6 +249,8 @@ func appendEscaped(b []byte, s string) []byte {
 	return b
 }
 
+var pow10 = [10]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
 // appendSeconds appends d in seconds with digits (1 to 9) decimals, rounded
 // half up, without the float formatting of strconv.AppendFloat (a line per
 // request). It writes what AppendFloat(d.Seconds(), 'f', digits) writes,
@@ -257,17 +259,10 @@ func appendSeconds(b []byte, d time.Duration, digits int) []byte {
 	if d < 0 || digits < 1 || digits > 9 {
 		return strconv.AppendFloat(b, d.Seconds(), 'f', digits, 64)
 	}
-	unit := time.Duration(1)
-	for range 9 - digits {
-		unit *= 10
-	}
+	unit, scale := time.Duration(pow10[9-digits]), pow10[digits]
 	n := int64(d / unit) // in units of 10^-digits s
 	if 2*(d%unit) >= unit {
 		n++
-	}
-	scale := int64(1)
-	for range digits {
-		scale *= 10
 	}
 	b = strconv.AppendInt(b, n/scale, 10)
 	b = append(b, '.')

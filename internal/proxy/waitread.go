@@ -122,23 +122,27 @@ func (r *waitReader) stepFD(fd uintptr) bool {
 		}
 		return false
 	}
-	r.n, r.err = readFD(fd, r.p)
-	if errno, ok := r.err.(syscall.Errno); ok {
-		if errno == syscall.EAGAIN {
-			r.waited = true
-			return false
-		}
+	n, errno := readFD(fd, r.p)
+	switch {
+	case errno == syscall.EAGAIN:
+		r.waited = true
+		return false
+	case errno != 0:
 		r.err = r.opError("read", errno)
+	case n == 0 && len(r.p) > 0:
+		r.err = io.EOF
 	}
+	r.n = n
 	return true
 }
 
-// readFD reads from a non-blocking socket as net.Conn.Read does, without
-// the wait: EAGAIN when nothing is there, io.EOF at the end, another
-// syscall.Errno when the read failed.
-func readFD(fd uintptr, p []byte) (int, error) {
+// readFD reads from a non-blocking socket without waiting. It returns how
+// much it read, or why nothing: EAGAIN when nothing is there, another
+// syscall.Errno when the read failed; 0 bytes and no errno for a non-empty
+// p means the peer closed.
+func readFD(fd uintptr, p []byte) (int, syscall.Errno) {
 	if len(p) == 0 {
-		return 0, nil
+		return 0, 0
 	}
 	for {
 		n, errno := recvFD(fd, p)
@@ -146,11 +150,9 @@ func readFD(fd uintptr, p []byte) (int, error) {
 		case errno == syscall.EINTR:
 			continue
 		case errno != 0:
-			return 0, errno
-		case n == 0:
-			return 0, io.EOF
+			return 0, errno // n is not a count then
 		}
-		return n, nil
+		return n, 0
 	}
 }
 

@@ -30,6 +30,16 @@ func connPair(t *testing.T) (net.Conn, net.Conn) {
 	return c, peer
 }
 
+// patterned returns n bytes that repeat with a period prime to any buffer
+// size, so a byte sent twice or skipped shows.
+func patterned(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}
+
 func TestSendThenRead(t *testing.T) {
 	c, peer := connPair(t)
 	wr := newWaitReader(c, nil)
@@ -73,10 +83,7 @@ func TestSendThenReadDeadlinePassed(t *testing.T) {
 func TestSendThenReadLargerThanSocketBuffer(t *testing.T) {
 	c, peer := connPair(t)
 	wr := newWaitReader(c, nil)
-	out := make([]byte, 16<<20)
-	for i := range out {
-		out[i] = byte(i % 251)
-	}
+	out := patterned(16 << 20)
 	got := make(chan []byte, 1)
 	go func() {
 		b := make([]byte, len(out))
@@ -118,10 +125,7 @@ func TestWriteFDShortWrites(t *testing.T) {
 	if err := c.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]byte, 1<<20)
-	for i := range out {
-		out[i] = byte(i % 251)
-	}
+	out := patterned(1 << 20)
 	got := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(peer)
