@@ -143,9 +143,18 @@ start_services() {
 		unix_socket_directories = '$PG_DATA'
 		fsync = off
 		max_connections = 200
+		wal_level = replica
+		max_wal_senders = 10
+		max_replication_slots = 10
+		wal_keep_size = '256MB'
+		hot_standby_feedback = on
 	EOF
+	# streaming replicas (internal/testenv's PostgresReplica makes them with
+	# pg_basebackup) connect over loopback without a password.
+	echo "host replication all 127.0.0.1/32 trust" >>"$PG_DATA/pg_hba.conf"
 	quietly runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w start
 	export HERD_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pport/postgres?sslmode=disable"
+	export HERD_TEST_PG_BIN="$PG_BIN"
 }
 
 # ---- Checks -----------------------------------------------------------------
@@ -183,7 +192,7 @@ fi
 
 start_services
 if [ "${1:-}" = "--services" ]; then
-	echo "export HERD_TEST_REDIS_URL='$HERD_TEST_REDIS_URL' HERD_TEST_POSTGRES_URL='$HERD_TEST_POSTGRES_URL'"
+	echo "export HERD_TEST_REDIS_URL='$HERD_TEST_REDIS_URL' HERD_TEST_POSTGRES_URL='$HERD_TEST_POSTGRES_URL' HERD_TEST_PG_BIN='$HERD_TEST_PG_BIN'"
 	echo "serving until interrupted" >&2
 	while :; do sleep 3600; done
 fi
