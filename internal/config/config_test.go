@@ -107,6 +107,22 @@ func TestDefaults(t *testing.T) {
 		{"cwd is the config's folder", a.Cwd, dir},
 		{"balance", r.Balance, RoundRobin},
 		{"queue_timeout", r.QueueTimeout, Duration(5 * time.Second)},
+		{"mode", a.Mode, ProxyMode},
+		{"autorestart", *a.Autorestart, true},
+		{"weight", a.Weight, 1},
+		{"app proxy", a.Proxy, ProxyOptions{ConnectTimeout: Duration(3 * time.Second), ReadTimeout: Duration(60 * time.Second),
+			SendTimeout: Duration(60 * time.Second), Keepalive: 256, KeepaliveTimeout: Duration(4 * time.Second)}},
+		{"logs", c.Logs, Logs{Dir: filepath.Join(dir, ".herd/logs"), MaxSize: 10 << 20, MaxFiles: 5, MaxAge: Duration(14 * 24 * time.Hour)}},
+		{"access_log", c.AccessLog, AccessLog{Format: "combined", Path: filepath.Join(dir, ".herd/logs/access.log")}},
+		{"server", []any{c.Server.ReadHeaderTimeout, c.Server.IdleTimeout, c.Server.MaxHeaderBytes, *c.Server.FastPath},
+			[]any{Duration(10 * time.Second), Duration(75 * time.Second), Size(64 << 10), true}},
+		{"tls stays off", c.TLS, TLS{}},
+		{"registry", []any{c.Registry.TTL, c.Registry.Prefix, c.Registry.Advertise, c.Registry.Check},
+			[]any{Duration(30 * time.Second), "herd:", "127.0.0.1", HealthCheck{Path: "/health", Interval: Duration(5 * time.Second), Timeout: Duration(2 * time.Second), Passes: 1, Fails: 2}}},
+		{"route security_headers", *r.SecurityHeaders, true},
+		{"route max_body", r.MaxBody, Size(10 << 20)},
+		{"route retry", r.Retry, Retry{On: []string{"error", "timeout"}, Tries: 2}},
+		{"route compress stays off", r.Compress, Compress{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -582,4 +598,55 @@ func FuzzSplitCommand(f *testing.F) {
 			t.Fatalf("SplitCommand(%q) = %q; requoted it splits to %q, %v", s, words, again, err)
 		}
 	})
+}
+
+// TestSectionDefaults checks the defaults of the sections that apply only
+// when the section is there (tls, upstreams, a route's options).
+func TestSectionDefaults(t *testing.T) {
+	const yml = "tls: {listen: ':8443', cert: testdata/none.pem, key: testdata/none.pem}\n" +
+		"apps:\n  web: {command: sh}\n" +
+		"upstreams:\n  u: {servers: [{url: 'http://127.0.0.1:9000'}], health: {path: /h}}\n" +
+		"routes:\n  - {path: /, to: web, sticky: {}, cache: {size: 1M}, rate_limit: {rate: 10r/s}, conn_limit: {max: 3}, compress: true}\n" +
+		"  - {path: /g, gateway: true}\n"
+	c := &Config{File: "herd.yaml", lines: map[string]int{}}
+	d := newDecoder("herd.yaml", c.lines)
+	doc, p := parseYAML("herd.yaml", []byte(yml))
+	if p != nil {
+		t.Fatal(p)
+	}
+	d.decode(doc, reflect.ValueOf(c).Elem(), "")
+	if len(d.problems) > 0 {
+		t.Fatal(d.problems)
+	}
+	c.applyDefaults() // not validated: the certificate files do not exist
+	dir, _ := filepath.Abs(".")
+	u, r := c.Upstreams[0], c.Routes[0]
+	ten := Duration(10 * time.Minute)
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"tls files are absolute", c.TLS.Cert, filepath.Join(dir, "testdata/none.pem")},
+		{"tls http2", *c.TLS.HTTP2, true},
+		{"tls hsts_max_age", c.TLS.HSTSMaxAge, Duration(365 * 24 * time.Hour)},
+		{"upstream max_fails", u.MaxFails, 1},
+		{"upstream fail_timeout", u.FailTimeout, Duration(10 * time.Second)},
+		{"upstream server weight", u.Servers[0].Weight, 1},
+		{"upstream health", u.Health, HealthCheck{Path: "/h", Interval: Duration(5 * time.Second), Timeout: Duration(2 * time.Second), Passes: 1, Fails: 2}},
+		{"upstream proxy keepalive", u.Proxy.Keepalive, 256},
+		{"sticky cookie", r.Sticky.Cookie, "herd_sticky"},
+		{"cache valid", r.Cache.Valid, map[string]Duration{"200": ten, "301": ten, "302": ten}},
+		{"rate_limit", []any{r.RateLimit.Key, r.RateLimit.Status}, []any{"ip", 429}},
+		{"conn_limit", []any{r.ConnLimit.Key, r.ConnLimit.Status}, []any{"ip", 429}},
+		{"compress", []any{r.Compress.Level, r.Compress.MinSize, *r.Compress.Zstd}, []any{5, Size(1 << 10), true}},
+		{"gateway strip_prefix", *c.Routes[1].StripPrefix, true},
+		{"strip_prefix only for gateways", r.StripPrefix, (*bool)(nil)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tc.got, tc.want) {
+				t.Errorf("got %#v; want %#v", tc.got, tc.want)
+			}
+		})
+	}
 }

@@ -49,6 +49,15 @@
 // report in the same form with Config.Problem, which finds the line of the
 // key through Config.Line; CheckListeners does this for listen and admin.
 //
+// # Where things are
+//
+// One file per job: load.go reads the YAML; decode.go and scalars.go turn
+// it into the structs of types.go, whose field comments give every default;
+// defaults.go sets those defaults, one applyDefaults method per section;
+// validate*.go check the result, one validateX method per section (apps,
+// routes, upstreams, tls, logs, registry), each reporting every problem
+// with its file:line; listen.go binds what `herd check` must find free.
+//
 // # How decoding works
 //
 // Decoding walks the YAML node tree against the structs' `yaml` tags

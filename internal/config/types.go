@@ -7,7 +7,8 @@ import (
 )
 
 // Config is a whole herd.yaml. Zero values mean "use the default"; Load
-// applies every default in one place (applyDefaults) before Validate runs.
+// applies every default in one place (defaults.go, a method per section)
+// before Validate runs, so code that takes a loaded Config sets none.
 type Config struct {
 	// File is the path the config was read from; error messages name it.
 	File string `yaml:"-" json:"file"`
@@ -87,7 +88,7 @@ type App struct {
 	// Cwd is the working directory; relative paths are relative to the config file's folder.
 	// Default: the config file's folder.
 	Cwd string `yaml:"cwd" json:"cwd,omitempty"`
-	// Env is added to herd's own environment for every instance.
+	// Env is added to herd's own environment for every instance. Default: none.
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
 	// Instances is how many copies run: a number, or "max" for one per CPU. Default 1.
 	Instances Instances `yaml:"instances" json:"instances,omitempty"`
@@ -117,9 +118,10 @@ type App struct {
 	// Autorestart: false leaves an instance stopped after it exits. Default true.
 	Autorestart *bool `yaml:"autorestart" json:"autorestart,omitempty"`
 	// StopExitCodes: an exit with one of these codes is not restarted (PM2's stop_exit_codes).
+	// Default: none (every exit is restarted while Autorestart is on).
 	StopExitCodes []int `yaml:"stop_exit_codes" json:"stop_exit_codes,omitempty"`
 	// ExpBackoffRestartDelay, if set, starts the backoff series instead of
-	// RestartDelay (PM2's name for exponential backoff).
+	// RestartDelay (PM2's name for exponential backoff). Default: none.
 	ExpBackoffRestartDelay Duration `yaml:"exp_backoff_restart_delay" json:"exp_backoff_restart_delay,omitempty"`
 	// MaxMemoryRestart: an instance whose RSS exceeds this (checked at every
 	// sample) is replaced gracefully, like a one-instance reload. It also sets
@@ -128,18 +130,19 @@ type App struct {
 	// CronRestart is a cron spec (5 fields, or @daily…) at which the app is
 	// reloaded gracefully. Default: none.
 	CronRestart string `yaml:"cron_restart" json:"cron_restart,omitempty"`
-	// WaitReady: true means ready: {notify: true} (PM2's name).
+	// WaitReady: true means ready: {notify: true} (PM2's name). Default false.
 	WaitReady bool `yaml:"wait_ready" json:"wait_ready,omitempty"`
 	// Watch reloads the app gracefully when a file under these paths
 	// (relative to cwd) changes; `watch: true` watches cwd. For development.
+	// Default: no watching.
 	Watch WatchPaths `yaml:"watch" json:"watch,omitempty"`
 	// IgnoreWatch are glob patterns (matched against each path element and
 	// the path relative to cwd) that Watch skips, besides node_modules, .git,
-	// .herd and logs.
+	// .herd and logs. Default: none.
 	IgnoreWatch []string `yaml:"ignore_watch" json:"ignore_watch,omitempty"`
 
 	// MergeLogs writes every instance of the app to one file, app.log,
-	// instead of app-INDEX.log (PM2's merge_logs).
+	// instead of app-INDEX.log (PM2's merge_logs). Default false.
 	MergeLogs bool `yaml:"merge_logs" json:"merge_logs,omitempty"`
 	// LogDateFormat prefixes each line in the files with its time, in Go's
 	// layout (2006-01-02 15:04:05) or PM2's (YYYY-MM-DD HH:mm:ss Z). Default: none.
@@ -153,15 +156,16 @@ type App struct {
 	// which accept on it directly, like PM2's cluster mode.
 	Mode Mode `yaml:"mode" json:"mode,omitempty"`
 	// Listen is the address a shared_socket app serves on, e.g. :3000.
-	// Required in that mode, refused in proxy mode.
+	// Required in that mode, refused in proxy mode. Default: none.
 	Listen string `yaml:"listen" json:"listen,omitempty"`
 	// Interpreter runs the command, as in `node server.js`; InterpreterArgs
-	// (or PM2's node_args) go between the two.
+	// (or PM2's node_args) go between the two. Default: none, the command
+	// is the program.
 	Interpreter     string `yaml:"interpreter" json:"interpreter,omitempty"`
 	InterpreterArgs Args   `yaml:"interpreter_args" json:"interpreter_args,omitempty"`
 	NodeArgs        Args   `yaml:"node_args" json:"node_args,omitempty"`
 	// IncrementVar names a numeric variable of env that grows by the instance
-	// index in each instance (PM2's increment_var).
+	// index in each instance (PM2's increment_var). Default: none.
 	IncrementVar string `yaml:"increment_var" json:"increment_var,omitempty"`
 	// EnvSets are the env_NAME: blocks; `herd up --env NAME` merges one over env.
 	EnvSets map[string]map[string]string `yaml:"env_,prefix" json:"env_sets,omitempty"`
@@ -196,6 +200,7 @@ type Logs struct {
 	// MaxAge removes rotated files older than this. Default 336h (14 days).
 	MaxAge Duration `yaml:"max_age" json:"max_age"`
 	// Off disables the files; output still goes to herd's stdout and `herd logs`.
+	// Default false.
 	Off bool `yaml:"off" json:"off,omitempty"`
 }
 
@@ -262,7 +267,7 @@ type Cache struct {
 	// Valid maps statuses to how long a response that says nothing itself
 	// (Cache-Control, Expires) stays fresh. Default {200: 10m, 301: 10m, 302: 10m}.
 	Valid map[string]Duration `yaml:"valid" json:"valid,omitempty"`
-	// StaleOnError serves an expired copy when the refresh fails or answers 5xx.
+	// StaleOnError serves an expired copy when the refresh fails or answers 5xx. Default false.
 	StaleOnError bool `yaml:"stale_on_error" json:"stale_on_error,omitempty"`
 }
 
@@ -272,9 +277,9 @@ type RateLimit struct {
 	Rate string `yaml:"rate" json:"rate"`
 	// Burst requests over the rate are accepted (delayed to the rate); more are refused. Default 0.
 	Burst int `yaml:"burst" json:"burst,omitempty"`
-	// NoDelay passes the burst at once instead of delaying it.
+	// NoDelay passes the burst at once instead of delaying it. Default false.
 	NoDelay bool `yaml:"nodelay" json:"nodelay,omitempty"`
-	// Delay passes the first Delay requests of the burst at once, then delays.
+	// Delay passes the first Delay requests of the burst at once, then delays. Default 0.
 	Delay int `yaml:"delay" json:"delay,omitempty"`
 	// Key is "ip" (the client; behind trusted_proxies, the real client) or
 	// "header:NAME". Default "ip".
@@ -302,7 +307,7 @@ type ConnLimit struct {
 type Sticky struct {
 	// Cookie is the cookie's name. Default "herd_sticky".
 	Cookie string `yaml:"cookie" json:"cookie"`
-	// MaxAge is the cookie's lifetime; 0 is a session cookie.
+	// MaxAge is the cookie's lifetime. Default 0: a session cookie.
 	MaxAge Duration `yaml:"max_age" json:"max_age,omitempty"`
 }
 
@@ -349,7 +354,7 @@ type HealthCheck struct {
 	Interval Duration `yaml:"interval" json:"interval,omitempty"`
 	// Timeout of one probe. Default 2s.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-	// Status is the status expected; 0 means any 2xx.
+	// Status is the status expected. Default 0: any 2xx.
 	Status int `yaml:"status" json:"status,omitempty"`
 	// Passes in a row make a failing server healthy again. Default 1.
 	Passes int `yaml:"passes" json:"passes,omitempty"`
@@ -392,11 +397,11 @@ type Retry struct {
 	On []string `yaml:"on" json:"on"`
 	// Tries is how many instances a request may try in all. Default 2.
 	Tries int `yaml:"tries" json:"tries"`
-	// Timeout bounds the time spent trying; 0 is no bound (NGINX's
-	// proxy_next_upstream_timeout).
+	// Timeout bounds the time spent trying (NGINX's
+	// proxy_next_upstream_timeout). Default 0: no bound.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// NonIdempotent lets POST and PATCH be retried too, after a reset,
-	// timeout or status (a refused connection always may be).
+	// timeout or status (a refused connection always may be). Default false.
 	NonIdempotent bool `yaml:"non_idempotent" json:"non_idempotent,omitempty"`
 }
 
@@ -407,9 +412,9 @@ type UpstreamServer struct {
 	URL string `yaml:"url" json:"url"`
 	// Weight biases round_robin and least_conn. Default 1.
 	Weight int `yaml:"weight" json:"weight,omitempty"`
-	// Backup servers get requests only while every other one is down.
+	// Backup servers get requests only while every other one is down. Default false.
 	Backup bool `yaml:"backup" json:"backup,omitempty"`
-	// Down keeps the server in the file but out of service.
+	// Down keeps the server in the file but out of service. Default false.
 	Down bool `yaml:"down" json:"down,omitempty"`
 	// MaxConns bounds the requests in flight to it; 0 is no bound. Over it,
 	// requests wait for another server or a free slot (queue_timeout).
@@ -429,7 +434,7 @@ type Route struct {
 	Balance Balance `yaml:"balance" json:"balance,omitempty"`
 	// Gateway makes this route an API gateway, as the seed's APIGateway:
 	// PATH/NAME/... goes to the app or upstream NAME, with this route's
-	// options; an unknown NAME is a 404 JSON listing the services.
+	// options; an unknown NAME is a 404 JSON listing the services. Default false.
 	Gateway bool `yaml:"gateway" json:"gateway,omitempty"`
 	// StripPrefix, for a gateway, forwards only what follows PATH/NAME
 	// (/api/users/7 reaches users as /7). Default true.
@@ -437,11 +442,11 @@ type Route struct {
 	// Serve answers the route with one of herd's own endpoints instead of
 	// proxying: "health" (the aggregate health of the admin listener's
 	// /health) or "services" (its GET /services), for load balancers and
-	// clients that only reach the public listener.
+	// clients that only reach the public listener. Default: none (proxy).
 	Serve string `yaml:"serve" json:"serve,omitempty"`
 	// Root serves the files of this folder instead of proxying (like NGINX's
 	// alias: /static/app.js under path /static is ROOT/app.js), with ETag,
-	// Last-Modified and Range. Relative to the config's folder.
+	// Last-Modified and Range. Relative to the config's folder. Default: none.
 	Root string `yaml:"root" json:"root,omitempty"`
 	// CacheMaxAge sets Cache-Control: public, max-age on files served from
 	// Root (the seed's expires). Default 0: none.
@@ -449,21 +454,24 @@ type Route struct {
 	// Retry says when to try another instance.
 	Retry Retry `yaml:"retry" json:"retry"`
 	// Cache keeps this route's GET responses in memory, as NGINX's proxy_cache.
+	// Default: no cache.
 	Cache *Cache `yaml:"cache" json:"cache,omitempty"`
-	// RateLimit limits requests per client, as NGINX's limit_req.
+	// RateLimit limits requests per client, as NGINX's limit_req. Default: none.
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
-	// ConnLimit limits requests in flight per client, as NGINX's limit_conn.
+	// ConnLimit limits requests in flight per client, as NGINX's limit_conn. Default: none.
 	ConnLimit *ConnLimit `yaml:"conn_limit" json:"conn_limit,omitempty"`
 	// HashKey is what balance: hash hashes: "header:NAME", "cookie:NAME",
 	// "query:NAME", "path" or "ip". Required with hash.
 	HashKey string `yaml:"hash_key" json:"hash_key,omitempty"`
 	// Sticky pins a client to the instance (or server) that first served it,
 	// with a cookie; the balance policy picks for clients without one.
+	// Default: not sticky.
 	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
 	// Compress gzip- or zstd-compresses responses for clients that accept
 	// it: `compress: true`, or {level, min_size, types, zstd}. Default off.
 	Compress Compress `yaml:"compress" json:"compress,omitempty"`
 	// Headers edit the responses of this route (NGINX's add_header and friends).
+	// Default: no edits.
 	Headers HeaderRules `yaml:"headers" json:"headers,omitempty"`
 	// SecurityHeaders adds X-Content-Type-Options: nosniff, X-Frame-Options:
 	// SAMEORIGIN and Referrer-Policy: strict-origin-when-cross-origin where
