@@ -18,19 +18,19 @@ import (
 // read back (never an older version, never missing), and that a count
 // over all shards never includes a row twice.
 type load struct {
-	db       *DB
-	writers  int
-	users    int // per writer
-	orders   []sync.Map // per writer: id → *atomic.Int64 committed version
-	notes    []sync.Map // per writer: "user/n" → present bool
-	started  atomic.Int64 // inserts begun
-	done     atomic.Int64 // inserts committed
-	ops      atomic.Int64
-	reads    atomic.Int64
-	scans    atomic.Int64
-	errs     chan error
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	db      *DB
+	writers int
+	users   int          // per writer
+	orders  []sync.Map   // per writer: id → *atomic.Int64 committed version
+	notes   []sync.Map   // per writer: "user/n" → present bool
+	started atomic.Int64 // inserts begun
+	done    atomic.Int64 // inserts committed
+	ops     atomic.Int64
+	reads   atomic.Int64
+	scans   atomic.Int64
+	errs    chan error
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func newLoad(db *DB, writers, users int) *load {
