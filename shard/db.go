@@ -35,7 +35,7 @@ type batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// Config says where the map and the shards are.
+// Config says where the map and the shards are. Create and Open copy it.
 type Config struct {
 	// Map is the database that holds the map and the state of moves.
 	// Required. It may be one of the shards' databases.
@@ -85,6 +85,14 @@ func (c *Config) defaults() error {
 	if c.Retries == 0 {
 		c.Retries = 5
 	}
+	// The DB keeps its own copy: a caller's later changes to its map do not
+	// race with routing.
+	shards := make(map[string]Conn, len(c.Shards))
+	for n, conn := range c.Shards {
+		shards[n] = conn
+	}
+	c.Shards = shards
+	c.Tables = slices.Clone(c.Tables)
 	return errors.Join(errs...)
 }
 

@@ -329,6 +329,37 @@ func TestQueryAllNamesTheFailedShard(t *testing.T) {
 	}
 }
 
+// By default the first failed shard cancels the others: the call does not
+// wait for a slow shard whose answer it would throw away, and the error
+// names the failed shard, not the cancelled ones.
+func TestQueryAllFailsFast(t *testing.T) {
+	ctx := testCtx(t)
+	c := newCluster(t, 3)
+	db, err := Create(ctx, c.config(3), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.pools["s0"].Exec(ctx, `CREATE OR REPLACE FUNCTION test_delay() RETURNS boolean LANGUAGE plpgsql STABLE AS $$ BEGIN PERFORM pg_sleep(5); RETURN true; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := pgxpool.New(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/x?sslmode=disable", closedPort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	db.cfg.Shards["s2"] = bad
+	start := time.Now()
+	_, err = db.QueryAll(ctx, Query{SQL: `SELECT id FROM orders WHERE shard_bucket = ANY($1) AND test_delay()`})
+	took := time.Since(start)
+	var pe *PartialError
+	if !errors.As(err, &pe) || !slices.Equal(pe.Failed(), []string{"s2"}) {
+		t.Fatalf("got %v; want a *PartialError naming s2 only", err)
+	}
+	if took > time.Second {
+		t.Errorf("took %v; want the failure at once, not s0's 5 s", took)
+	}
+}
+
 // A scatter-gather waits for its slowest shard, not the sum of them.
 func TestQueryAllRunsShardsInParallel(t *testing.T) {
 	ctx := testCtx(t)
