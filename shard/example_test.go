@@ -1,10 +1,14 @@
 package shard_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log"
 	"strconv"
 
 	"github.com/herdhq/herd/shard"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Keys hash to a fixed number of buckets; the map says which shard holds
@@ -44,4 +48,63 @@ func ExampleBucketOf() {
 	// Output:
 	// user 1: bucket 212 on shard a
 	// user 42: bucket 697 on shard b
+}
+
+// Orders sharded by user id over two databases, with a third added later.
+// (Needs PostgreSQL servers, so it is compiled, not run.)
+func Example() {
+	ctx := context.Background()
+	mapDB, _ := pgxpool.New(ctx, "postgres://127.0.0.1/orders_map")
+	s0, _ := pgxpool.New(ctx, "postgres://127.0.0.1/orders_0")
+	s1, _ := pgxpool.New(ctx, "postgres://127.0.0.1/orders_1")
+	// Each shard has the same table, with the bucket column indexed:
+	//   CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL,
+	//     shard_bucket integer NOT NULL, total numeric NOT NULL);
+	//   CREATE INDEX ON orders (shard_bucket);
+	cfg := shard.Config{
+		Map:    mapDB,
+		Shards: map[string]shard.Conn{"orders-0": s0, "orders-1": s1},
+		Tables: []shard.Table{{Name: "orders", Key: []string{"id"}}},
+	}
+	db, err := shard.Create(ctx, cfg, 1024) // once; later processes call shard.Open
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	user := "42"
+	_, err = db.Exec(ctx, user, `INSERT INTO orders (id, user_id, shard_bucket, total) VALUES ($1, $2, $3, $4)`,
+		1001, 42, db.Bucket(user), "19.90")
+	if err != nil {
+		log.Fatal(err)
+	}
+	rows, _ := db.QueryRows(ctx, user, `SELECT id, total FROM orders WHERE user_id = $1`, 42)
+	fmt.Println(len(rows))
+
+	// The 10 largest orders of all users: LIMIT pushed down, merged in order.
+	top, err := db.QueryAll(ctx, shard.Query{
+		SQL:     `SELECT id, total FROM orders WHERE shard_bucket = ANY($1)`,
+		OrderBy: []shard.Order{{Column: 1, Desc: true}},
+		Limit:   10,
+	})
+	var partial *shard.PartialError
+	if errors.As(err, &partial) {
+		log.Printf("shards %v failed", partial.Failed())
+	}
+	_ = top
+
+	// Average over all orders: SUM and COUNT per shard, combined.
+	avg, _ := db.Aggregate(ctx, shard.Query{SQL: `SELECT sum(total), count(*) FROM orders WHERE shard_bucket = ANY($1)`},
+		shard.Avg, shard.Count)
+	fmt.Println(avg.Rows[0][0])
+
+	// Add a shard: register it, plan, move its share online.
+	s2, _ := pgxpool.New(ctx, "postgres://127.0.0.1/orders_2")
+	cfg.Shards["orders-2"] = s2
+	db, _ = shard.Open(ctx, cfg)
+	_ = db.Resume(ctx) // finish any move a crashed mover left
+	_ = db.AddShard(ctx, "orders-2")
+	moves, _ := shard.Plan(db.Map(), "orders-0", "orders-1", "orders-2")
+	if err := db.Rebalance(ctx, moves); err != nil {
+		log.Fatal(err)
+	}
 }
