@@ -282,7 +282,7 @@ func TestProblems(t *testing.T) {
 		{"bad signal", head + "    stop_signal: SIGNOPE\n" + route,
 			[]want{{`herd.yaml:4: apps.web.stop_signal: `, `write one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL`}}},
 		{"ready with two modes", head + "    ready: {http: /health, tcp: true}\n" + route,
-			[]want{{`herd.yaml:4: apps.web.ready: `, `set exactly one of http: /path, tcp: true or notify: true (got 2)`}}},
+			[]want{{`herd.yaml:4: apps.web.ready: `, `set exactly one of http: /path, tcp: true, notify: true, ipc: true or process: true (got 2)`}}},
 		{"ready with none", head + "    ready: {tcp: false}\n" + route,
 			[]want{{`herd.yaml:4: apps.web.ready: `, `(got 0)`}}},
 		{"ready http not a path", head + "    ready: {http: health}\n" + route,

@@ -18,6 +18,13 @@ type nodeDecoder interface {
 	decodeNode(n *yaml.Node) error
 }
 
+// nodeWarner is implemented by nodeDecoders whose values may be legal but
+// likely mistakes: after a successful decodeNode, a non-empty warnNode
+// becomes a warning at the node's line.
+type nodeWarner interface {
+	warnNode(n *yaml.Node) string
+}
+
 // shorthand is implemented by structs that may also be written as one
 // scalar, their main field (registry: redis://…); a mapping decodes as usual.
 type shorthand interface {
@@ -37,7 +44,9 @@ var (
 	_ nodeDecoder = (*Signal)(nil)
 	_ nodeDecoder = (*Prefix)(nil)
 	_ nodeDecoder = (*Balance)(nil)
+	_ nodeWarner  = (*Duration)(nil)
 	_ shorthand   = (*Registry)(nil)
+	_ shorthand   = (*Ready)(nil)
 )
 
 // decoder walks a YAML node tree into structs by their `yaml` tags,
@@ -53,6 +62,7 @@ var (
 type decoder struct {
 	file     string
 	problems Errors
+	warnings Errors
 	lines    map[string]int  // dotted path → line of its key (or list item)
 	failed   map[string]bool // paths that had a problem; validation skips them
 	pairsOf  map[*yaml.Node][]pair
@@ -133,6 +143,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
 		if err := nd.decodeNode(n); err != nil {
 			d.problem(n.Line, path, "%v", err)
+		} else if w, ok := nd.(nodeWarner); ok {
+			if msg := w.warnNode(n); msg != "" {
+				d.warnings = append(d.warnings, Problem{File: d.file, Line: n.Line, Path: path, Msg: msg})
+			}
 		}
 		return
 	}

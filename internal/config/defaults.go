@@ -103,7 +103,9 @@ func (a *App) applyDefaults(base string, written func(key string) bool) {
 	a.Mode = cmp.Or(a.Mode, ProxyMode)
 	if a.Ready == (Ready{}) && !written("ready") {
 		switch {
-		case a.WaitReady || a.Mode == SharedMode:
+		case a.WaitReady:
+			a.Ready.IPC = true
+		case a.Mode == SharedMode:
 			a.Ready.Notify = true
 		default:
 			a.Ready.TCP = true

@@ -9,7 +9,10 @@
 //	  web:
 //	    command: ./bin/web --greeting "hi there"   # split like a shell, run without one
 //	    instances: 3             # or max, one per CPU
-//	    ready: {http: /health}   # or {tcp: true} (the default), or {notify: true}
+//	    ready: {http: /health}   # or tcp (the default), notify, ipc (process.send('ready'))
+//	  worker:
+//	    command: node worker.js  # a missing worker.js is a problem, as in PM2
+//	    ready: none              # serves no port: ready after min_uptime, needs no route
 //	    env: {NODE_ENV: production}
 //	    kill_timeout: 5s         # durations: 1.5s, 300ms, 2m, or bare milliseconds
 //	  api:
@@ -44,10 +47,15 @@
 //	herd.yaml:6: apps.web.kill_timout: unknown key "kill_timout"; did you mean "kill_timeout"?
 //	herd.yaml:9: routes.0.to: no app or upstream named "wbe"; did you mean "web"? (apps and upstreams: web, api)
 //
+// A config that loads may still carry Warnings, in the same form, for
+// what is legal but likely a mistake (`listen_timeout: 2` is 2ms, as in
+// PM2); `herd check` and `herd up` print them.
+//
 // A key that could not be decoded is not validated as well, so one mistake
 // is one line. Checks made elsewhere (a port in use, found when binding it)
 // report in the same form with Config.Problem, which finds the line of the
-// key through Config.Line; CheckListeners does this for listen and admin.
+// key through Config.Line; Bind and CheckListeners do this for every
+// address herd listens on.
 //
 // # Where things are
 //

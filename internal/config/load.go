@@ -46,6 +46,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(ps) > 0 {
 		return nil, ps.sorted()
 	}
+	c.Warnings = d.warnings.sorted()
+	if len(c.Warnings) == 0 {
+		c.Warnings = nil
+	}
 	return c, nil
 }
 

@@ -62,15 +62,36 @@ func (i *Instances) decodeNode(n *yaml.Node) error {
 		*i = Instances(runtime.NumCPU())
 		return nil
 	}
+	if less, ok := strings.CutPrefix(strings.ToLower(n.Value), "max-"); ok {
+		k, err := strconv.Atoi(less)
+		if err != nil || k < 1 {
+			return fmt.Errorf("%q: write max-N with N a whole number of 1 or more, like max-1 (one per CPU but one)", n.Value)
+		}
+		*i = Instances(max(runtime.NumCPU()-k, 1))
+		return nil
+	}
 	v, err := strconv.Atoi(n.Value)
 	if err != nil {
 		return fmt.Errorf("%q is not a number; write a whole number like 3, or \"max\"", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("%d instances cannot run; write 1 or more, \"max\" (one per CPU), or \"max%d\", which is what PM2's %d means", v, v, v)
 	}
 	if v < 1 {
 		return fmt.Errorf("%d instances cannot run; write 1 or more, or \"max\"", v)
 	}
 	*i = Instances(v)
 	return nil
+}
+
+// warnNode warns of a bare number of milliseconds so small it was
+// probably meant as seconds (`listen_timeout: 2`). Zero, the default, is
+// not warned of.
+func (d *Duration) warnNode(n *yaml.Node) string {
+	if _, err := strconv.ParseInt(n.Value, 10, 64); err != nil || *d <= 0 || time.Duration(*d) >= 50*time.Millisecond {
+		return ""
+	}
+	return fmt.Sprintf("%s is %s (a number without a unit is milliseconds, as in PM2); did you mean %ss?", n.Value, time.Duration(*d), n.Value)
 }
 
 func (d *Duration) decodeNode(n *yaml.Node) error {
@@ -351,6 +372,26 @@ func (c *Compress) decodeNode(n *yaml.Node) error {
 		default:
 			return fmt.Errorf("unknown compress option %q; write level, min_size, types or zstd", k)
 		}
+	}
+	return nil
+}
+
+// fromScalar reads the one-word forms of ready:.
+func (r *Ready) fromScalar(value string) error {
+	switch value {
+	case "none", "process":
+		r.Process = true
+	case "ipc":
+		r.IPC = true
+	case "notify":
+		r.Notify = true
+	case "tcp":
+		r.TCP = true
+	default:
+		if !strings.HasPrefix(value, "/") {
+			return fmt.Errorf("unknown readiness %q; write a path like /health, tcp, notify, ipc, none (a process that serves no port), or a mapping like {http: /health}", value)
+		}
+		r.HTTP = value
 	}
 	return nil
 }

@@ -14,6 +14,10 @@ type Config struct {
 	File string `yaml:"-" json:"file"`
 	// lines maps dotted key paths to the lines they were written on.
 	lines map[string]int
+	// Warnings are things in the file that load but are likely mistakes
+	// (a bare number of milliseconds too small to be meant), in line
+	// order; `herd check` and `herd up` print them.
+	Warnings Errors `yaml:"-" json:"warnings,omitempty"`
 
 	// Listen is the public listener address. Default ":8080".
 	Listen string `yaml:"listen" json:"listen,omitempty"`
@@ -90,12 +94,14 @@ type App struct {
 	Cwd string `yaml:"cwd" json:"cwd,omitempty"`
 	// Env is added to herd's own environment for every instance. Default: none.
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
-	// Instances is how many copies run: a number, or "max" for one per CPU. Default 1.
+	// Instances is how many copies run: a number, "max" for one per CPU, or
+	// "max-N" for N fewer than the CPUs, at least 1 (PM2's -1 is max-1). Default 1.
 	Instances Instances `yaml:"instances" json:"instances,omitempty"`
 	// InstanceVar names the variable that carries the instance index, like PM2's instance_var.
 	// Default "NODE_APP_INSTANCE". HERD_INSTANCE is always set too.
 	InstanceVar string `yaml:"instance_var" json:"instance_var,omitempty"`
-	// Ready says how herd learns an instance is ready. Default {tcp: true}.
+	// Ready says how herd learns an instance is ready. Default {tcp: true};
+	// {ipc: true} with wait_ready; {notify: true} in shared_socket mode.
 	Ready Ready `yaml:"ready" json:"ready,omitempty"`
 
 	// ListenTimeout bounds the wait for readiness after a spawn. Default 10s.
@@ -130,7 +136,8 @@ type App struct {
 	// CronRestart is a cron spec (5 fields, or @daily…) at which the app is
 	// reloaded gracefully. Default: none.
 	CronRestart string `yaml:"cron_restart" json:"cron_restart,omitempty"`
-	// WaitReady: true means ready: {notify: true} (PM2's name). Default false.
+	// WaitReady: true means ready: {ipc: true} (PM2's name: the app calls
+	// process.send('ready')). Default false.
 	WaitReady bool `yaml:"wait_ready" json:"wait_ready,omitempty"`
 	// Watch reloads the app gracefully when a file under these paths
 	// (relative to cwd) changes; `watch: true` watches cwd. For development.
@@ -484,7 +491,10 @@ type Route struct {
 	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout,omitempty"`
 }
 
-// Ready is the readiness check of an app: exactly one of HTTP, TCP, Notify.
+// Ready is the readiness check of an app: exactly one of HTTP, TCP,
+// Notify, IPC, Process. It may be written as one word: `ready: none` or
+// `ready: process` (Process), `ready: ipc`, `ready: notify`, `ready: tcp`,
+// or a path, `ready: /health` (HTTP).
 type Ready struct {
 	// HTTP is a path probed with GET on the instance's port; any 2xx or 3xx is ready.
 	HTTP string `yaml:"http" json:"http,omitempty"`
@@ -492,6 +502,13 @@ type Ready struct {
 	TCP bool `yaml:"tcp" json:"tcp,omitempty"`
 	// Notify: ready once the instance writes READY=1 to $NOTIFY_SOCKET.
 	Notify bool `yaml:"notify" json:"notify,omitempty"`
+	// IPC: ready once a Node app calls process.send('ready') on the IPC
+	// channel herd gives it (PM2's wait_ready).
+	IPC bool `yaml:"ipc" json:"ipc,omitempty"`
+	// Process: ready once the instance has stayed up min_uptime, for a
+	// process that serves no port (a queue worker, a cron job). Such an
+	// app needs no route, and no route may send to it.
+	Process bool `yaml:"process" json:"process,omitempty"`
 }
 
 // Balance names a selection policy.
@@ -514,10 +531,13 @@ type Args []string
 // $HERD_INSTANCE, env:…) when it starts; $$ is a literal $.
 type Command []string
 
-// Instances is an instance count; "max" is resolved to runtime.NumCPU() at load.
+// Instances is an instance count; "max" is resolved to runtime.NumCPU() at
+// load, "max-N" to runtime.NumCPU()-N but at least 1.
 type Instances int
 
-// Duration is a time.Duration written as "1.5s"/"300ms", or as a bare number of milliseconds like PM2.
+// Duration is a time.Duration written as "1.5s"/"300ms", or as a bare
+// number of milliseconds like PM2 (a bare number below 50 gets a warning:
+// `listen_timeout: 2` is more likely meant as 2s).
 type Duration time.Duration
 
 // Signal is a signal written as "SIGTERM", "TERM" or "15".

@@ -185,8 +185,12 @@ func sameListener(a, b string) bool {
 	return ha == hb || any(ha) || any(hb)
 }
 
-// allShared reports whether the config has apps and every one is a
-// shared_socket app, which clients reach on its own listen:.
-func (c *Config) allShared() bool {
-	return len(c.Apps) > 0 && !slices.ContainsFunc(c.Apps, func(a *App) bool { return a.Mode != SharedMode })
+// needsRoutes reports whether a config without routes would be a mistake:
+// unless every app is reached without one (a shared_socket app on its own
+// listen:) or serves no port (ready: process or ipc, a worker), nothing
+// could reach the apps.
+func (c *Config) needsRoutes() bool {
+	return len(c.Apps) == 0 || slices.ContainsFunc(c.Apps, func(a *App) bool {
+		return a.Mode != SharedMode && !a.Ready.Process && !a.Ready.IPC
+	})
 }

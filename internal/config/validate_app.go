@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -35,8 +36,8 @@ func (v *validator) validateApp(a *App) {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			v.add(p+".listen", "%q is not an address; write host:port like 127.0.0.1:3000, or :3000", a.Listen)
 		}
-		if !a.Ready.Notify {
-			v.add(p+".ready", "a shared_socket app is ready when it says so (ready: {notify: true}); probes would reach any instance")
+		if !a.Ready.Notify && !a.Ready.IPC {
+			v.add(p+".ready", "a shared_socket app is ready when it says so (ready: {notify: true}, or ipc: true for process.send('ready')); probes would reach any instance")
 		}
 	case a.Listen != "":
 		v.add(p+".listen", "listen: is only for mode: shared_socket; in proxy mode herd gives each instance its own PORT")
@@ -45,8 +46,8 @@ func (v *validator) validateApp(a *App) {
 	if a.Instances < 1 {
 		v.add(p+".instances", "%d instances cannot run; write 1 or more, or \"max\"", a.Instances)
 	}
-	if a.WaitReady && !a.Ready.Notify {
-		v.add(p+".wait_ready", "wait_ready: true means ready: {notify: true}, but ready says otherwise; keep one of them")
+	if a.WaitReady && !a.Ready.IPC {
+		v.add(p+".wait_ready", "wait_ready: true means ready: {ipc: true} (process.send('ready')), but ready says otherwise; keep one of them")
 	}
 	if a.CronRestart != "" {
 		if _, err := cron.ParseStandard(a.CronRestart); err != nil {
@@ -111,20 +112,50 @@ func (v *validator) validateCommand(p string, a *App, cwdOK bool) {
 	case a.Interpreter != "":
 		if msg := checkExecutable(a.Interpreter, a.Cwd); msg != "" {
 			v.add(p+".interpreter", "%s", msg)
+		} else {
+			v.validateScript(p, a)
 		}
 	case a.Build != "" && strings.Contains(a.Command[0], "/"):
 		// The build makes the program; a missing one is its failure.
 	default:
 		if msg := checkExecutable(a.Command[0], a.Cwd); msg != "" {
 			v.add(p+".command", "%s", msg)
+		} else {
+			v.validateScript(p, a)
 		}
 	}
+}
+
+// validateScript checks that the script an interpreter is to run (node
+// app.js) is there, as PM2 does before it starts anything ("Script not
+// found"): otherwise every instance would exit at once, in a crash loop.
+// An app with a build: is not checked; the build may make the script.
+func (v *validator) validateScript(p string, a *App) {
+	script, i := a.Script()
+	if script == "" || a.Build != "" {
+		return
+	}
+	path := script
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(a.Cwd, path)
+	}
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	key := p + ".command"
+	if i < len(a.Argv())-len(a.Command) {
+		key = p + ".interpreter_args"
+		if len(a.NodeArgs) > 0 && i >= 1+len(a.InterpreterArgs) {
+			key = p + ".node_args"
+		}
+	}
+	v.add(key, "script %s not found (looked for %s; a relative path starts at the app's cwd); fix the path, or set cwd: to the folder that holds it", script, path)
 }
 
 // validateReady checks an app's ready: at p.
 func (v *validator) validateReady(p string, r Ready) {
 	if n := countModes(r); n != 1 {
-		v.add(p+".ready", "set exactly one of http: /path, tcp: true or notify: true (got %d), like ready: {http: /health}", n)
+		v.add(p+".ready", "set exactly one of http: /path, tcp: true, notify: true, ipc: true or process: true (got %d), like ready: {http: /health}, or ready: none for a process that serves no port", n)
 	}
 	if r.HTTP != "" && !strings.HasPrefix(r.HTTP, "/") {
 		v.add(p+".ready.http", "%q is not a path; write one starting with /, like /health", r.HTTP)
@@ -133,7 +164,7 @@ func (v *validator) validateReady(p string, r Ready) {
 
 func countModes(r Ready) int {
 	n := 0
-	for _, on := range []bool{r.HTTP != "", r.TCP, r.Notify} {
+	for _, on := range []bool{r.HTTP != "", r.TCP, r.Notify, r.IPC, r.Process} {
 		if on {
 			n++
 		}

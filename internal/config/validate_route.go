@@ -11,7 +11,7 @@ import (
 // may send to, in file order.
 func (v *validator) validateRoutes(names []string) {
 	c := v.c
-	if len(c.Routes) == 0 && !c.allShared() {
+	if len(c.Routes) == 0 && c.needsRoutes() {
 		v.absent("routes", "no routes; add one, like routes: [{path: /, to: web}]")
 	}
 	paths := map[string]int{} // path → index of the route that has it
@@ -103,6 +103,8 @@ func (v *validator) validateTarget(p string, r *Route, names []string) {
 		v.add(p+".to", "no app or upstream named %q; %s (apps and upstreams: %s)", r.To, hint, strings.Join(names, ", "))
 	case c.App(r.To) != nil && c.App(r.To).Mode == SharedMode:
 		v.add(p+".to", "%s is a shared_socket app: clients reach it on its own listen:, not through herd's routes; remove this route or use mode: proxy", r.To)
+	case c.App(r.To) != nil && c.App(r.To).Ready.Process:
+		v.add(p+".to", "app %s serves no port (ready: process); remove the route or give it a readiness check on its port, like ready: {http: /health}", r.To)
 	}
 }
 

@@ -98,6 +98,9 @@ func TestConvert(t *testing.T) {
 	path := filepath.Join(dir, "herd.yaml")
 	os.WriteFile(path, res.YAML, 0o644)
 	os.Mkdir(filepath.Join(dir, "src"), 0o755)
+	// herd check finds a missing script, as PM2 does: give it the scripts.
+	os.WriteFile(filepath.Join(dir, "server.js"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "worker.py"), nil, 0o644)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("converted herd.yaml does not load:\n%v\n%s", err, yml)
