@@ -509,3 +509,123 @@ func TestMoveResumesAfterStopInEveryPhase(t *testing.T) {
 		t.Errorf("count at the end = %v, %v; want %d", res, err, total)
 	}
 }
+
+// Under the write, read and count load, a move is stopped in each phase
+// in turn and resumed by another process at once: writes to a bucket
+// stopped while fenced wait and then land; nothing is lost or doubled.
+func TestMoveStoppedInEveryPhaseUnderLoad(t *testing.T) {
+	ctx := testCtx(t)
+	c := newCluster(t, 2)
+	db, err := Create(ctx, c.config(2), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoad(db, 3, 30)
+	l.start(ctx)
+	for l.done.Load() < 200 {
+		select {
+		case err := <-l.errs:
+			t.Fatal(err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	for i, phase := range phases[:len(phases)-1] {
+		b := i * 3 // a bucket not moved before
+		to := map[string]string{"s0": "s1", "s1": "s0"}[db.Map().Shard(b)]
+		crashing, err := Open(ctx, c.config(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		crashing.hook = func(_ int, p string) error {
+			if p == phase {
+				return errCrash
+			}
+			return nil
+		}
+		if err := crashing.Move(ctx, b, to); !errors.Is(err, errCrash) {
+			l.finish(t)
+			t.Fatalf("%s: Move stopped with %v; want the crash", phase, err)
+		}
+		resumer, err := Open(ctx, c.config(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := resumer.Resume(ctx); err != nil {
+			l.finish(t)
+			t.Fatalf("%s: Resume: %v", phase, err)
+		}
+		select {
+		case err := <-l.errs:
+			t.Fatalf("after a stop in %s: %v", phase, err)
+		default:
+		}
+	}
+	l.finish(t)
+	t.Logf("%d writes, %d reads, %d counts", l.ops.Load(), l.reads.Load(), l.scans.Load())
+	l.verify(ctx, t, c)
+}
+
+// A write whose log entry has a lower sequence number than one already
+// applied (its transaction committed later) is applied all the same.
+func TestMoveAppliesLateCommits(t *testing.T) {
+	ctx := testCtx(t)
+	c := newCluster(t, 2)
+	db, err := Create(ctx, c.config(2), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two users in one bucket.
+	var us []int64
+	b := -1
+	for u := int64(1); len(us) < 2; u++ {
+		bu := db.Bucket(strconv.FormatInt(u, 10))
+		if b < 0 {
+			b = bu
+		}
+		if bu == b {
+			us = append(us, u)
+		}
+	}
+	from := db.Map().Shard(b)
+	to := map[string]string{"s0": "s1", "s1": "s0"}[from]
+	var held interface {
+		Commit(context.Context) error
+		Rollback(context.Context) error
+	}
+	db.hook = func(_ int, p string) error {
+		switch p {
+		case PhaseCatchUp:
+			// A: entered and inserted, not committed: it holds a lower seq.
+			tx, err := c.pools[from].Begin(ctx)
+			if err != nil {
+				return err
+			}
+			held = tx
+			if _, err := tx.Exec(ctx, `SELECT herd_shard_enter($1, true)`, b); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, insertOrder, 1, us[0], b, "1"); err != nil {
+				return err
+			}
+			// B: committed, a higher seq, applied by the catch-up round.
+			k := strconv.FormatInt(us[1], 10)
+			if _, err := db.Exec(ctx, k, insertOrder, 2, us[1], b, "2"); err != nil {
+				return err
+			}
+		case PhaseFence:
+			// A commits after B was applied (the fence would wait for it).
+			return held.Commit(ctx)
+		}
+		return nil
+	}
+	if err := db.Move(ctx, b, to); err != nil {
+		if held != nil {
+			held.Rollback(ctx)
+		}
+		t.Fatal(err)
+	}
+	var n int
+	if err := c.pools[to].QueryRow(ctx, `SELECT count(*) FROM orders WHERE id IN (1, 2)`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("on the target: %d of orders 1 and 2, %v; want both", n, err)
+	}
+}
