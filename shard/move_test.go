@@ -18,19 +18,20 @@ import (
 // read back (never an older version, never missing), and that a count
 // over all shards never includes a row twice.
 type load struct {
-	db      *DB
-	writers int
-	users   int          // per writer
-	orders  []sync.Map   // per writer: id → *atomic.Int64 committed version
-	notes   []sync.Map   // per writer: "user/n" → present bool
-	started atomic.Int64 // inserts begun
-	done    atomic.Int64 // inserts committed
-	ops     atomic.Int64
-	reads   atomic.Int64
-	scans   atomic.Int64
-	errs    chan error
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	db        *DB
+	writers   int
+	users     int          // per writer
+	orders    []sync.Map   // per writer: id → *atomic.Int64 committed version
+	notes     []sync.Map   // per writer: "user/n" → present bool
+	started   atomic.Int64 // inserts begun
+	done      atomic.Int64 // inserts committed
+	ops       atomic.Int64
+	reads     atomic.Int64
+	scans     atomic.Int64
+	errs      chan error
+	userCache sync.Map // order id → user
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 func newLoad(db *DB, writers, users int) *load {
@@ -191,10 +192,8 @@ func (l *load) start(ctx context.Context) {
 
 // userOf: orders are made by the writer for its own users; the id tells
 // nothing, so the user is read back once and remembered.
-var userCache sync.Map
-
 func (l *load) userOf(ctx context.Context, w int, id int64) (int64, error) {
-	if u, ok := userCache.Load(id); ok {
+	if u, ok := l.userCache.Load(id); ok {
 		return u.(int64), nil
 	}
 	res, err := l.db.QueryAll(ctx, Query{SQL: `SELECT user_id FROM orders WHERE shard_bucket = ANY($1) AND id = $2`, Args: []any{id}})
@@ -205,7 +204,7 @@ func (l *load) userOf(ctx context.Context, w int, id int64) (int64, error) {
 		return 0, fmt.Errorf("order %d of writer %d: %d rows over all shards; want 1", id, w, len(res.Rows))
 	}
 	u := res.Rows[0][0].(int64)
-	userCache.Store(id, u)
+	l.userCache.Store(id, u)
 	return u, nil
 }
 
