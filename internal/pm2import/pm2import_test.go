@@ -57,7 +57,8 @@ func TestConvert(t *testing.T) {
 		"NODE_ENV: development",
 		`DEBUG: "false"`,
 		"env_production:",
-		"notify: true",
+		"ready: ipc",
+		"stop_signal: SIGINT",
 		"listen_timeout: 10s",
 		"restart_delay: 250ms",
 		"min_uptime: 10s",
@@ -82,7 +83,8 @@ func TestConvert(t *testing.T) {
 		t.Errorf("PORT kept in env; herd assigns it:\n%s", yml)
 	}
 	notes := strings.Join(res.Unmapped, "\n")
-	for _, want := range []string{`named "api server"`, "env.PORT 3000 became listen: :3000", "out_file is not mapped", "wait_ready"} {
+	for _, want := range []string{`named "api server"`, "env.PORT 3000 became listen: :3000", "out_file is not carried over: herd writes", "wait_ready became ready: ipc",
+		"worker: a fork-mode app with no PORT"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("unmapped notes lack %q:\n%s", want, notes)
 		}
@@ -109,7 +111,7 @@ func TestConvert(t *testing.T) {
 	if got := strings.Join(api.Argv(), " "); got != "node --max-old-space-size=2048 ./server.js --mode fast lane" {
 		t.Errorf("argv = %q", got)
 	}
-	if !api.Ready.Notify || api.MaxMemoryRestart != 1<<30 || api.EnvSets["production"]["NODE_ENV"] != "production" {
+	if !api.Ready.IPC || api.MaxMemoryRestart != 1<<30 || api.EnvSets["production"]["NODE_ENV"] != "production" {
 		t.Errorf("api-server = %+v", api)
 	}
 }
@@ -139,7 +141,8 @@ func TestLoadJavaScriptWithNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(res.YAML), "api-server:") || !strings.Contains(string(res.YAML), "max_memory_restart: 1G") {
+	if !strings.Contains(string(res.YAML), "api-server:") || !strings.Contains(string(res.YAML), "max_memory_restart: 1G") ||
+		!strings.Contains(string(res.YAML), "merge_logs: true") || !strings.Contains(string(res.YAML), "log_date_format: YYYY-MM-DD HH:mm:ss Z") {
 		t.Errorf("seed ecosystem converted to:\n%s", res.YAML)
 	}
 }
