@@ -203,19 +203,24 @@ func (r *Router) pollReplica(ctx context.Context, rep *replica, primaryLSN int64
 	rep.lagBytes, rep.lagTime, rep.polled, rep.lastErr = lagBytes, lagTime, time.Now(), nil
 	rep.mu.Unlock()
 
+	r.setState(rep, nextState(rep.state.Load(), lagBytes, lagTime, r.cfg), fmt.Errorf("lag %d bytes, %v", lagBytes, lagTime))
+}
+
+// nextState is the state of a reachable replica lagging that much, from
+// cur: over the limits it is Lagging; a Lagging one rejoins only under
+// RejoinFraction of them (hysteresis); else it is Up.
+func nextState(cur int32, lagBytes int64, lagTime time.Duration, cfg Config) int32 {
 	over := func(frac float64) bool {
-		return (r.cfg.MaxLag > 0 && float64(lagTime) > frac*float64(r.cfg.MaxLag)) ||
-			(r.cfg.MaxLagBytes > 0 && float64(lagBytes) > frac*float64(r.cfg.MaxLagBytes))
+		return (cfg.MaxLag > 0 && float64(lagTime) > frac*float64(cfg.MaxLag)) ||
+			(cfg.MaxLagBytes > 0 && float64(lagBytes) > frac*float64(cfg.MaxLagBytes))
 	}
-	cur := rep.state.Load()
 	switch {
 	case over(1):
-		r.setState(rep, stateLagging, fmt.Errorf("lag %d bytes, %v", lagBytes, lagTime))
-	case cur == stateLagging && over(r.cfg.RejoinFraction):
-		// still inside the hysteresis band: stays out
-	default:
-		r.setState(rep, stateUp, nil)
+		return stateLagging
+	case cur == stateLagging && over(cfg.RejoinFraction):
+		return stateLagging // inside the hysteresis band: stays out
 	}
+	return stateUp
 }
 
 // ReplicaStats is a replica's state as the Router sees it.
@@ -241,11 +246,14 @@ type Stats struct {
 	Replicas []ReplicaStats
 	// StickyErrors counts failures of the sticky store.
 	StickyErrors int64
+	// TokenWaiting is the reads waiting now for a replica to replay their
+	// token (see Config.TokenWait).
+	TokenWaiting int64
 }
 
 // Stat returns the Router's state now.
 func (r *Router) Stat() Stats {
-	s := Stats{Primary: r.primary.Stat(), StickyErrors: r.stickyErr.Load()}
+	s := Stats{Primary: r.primary.Stat(), StickyErrors: r.stickyErr.Load(), TokenWaiting: r.tokenWaiting.Load()}
 	for _, rep := range r.replicas {
 		rep.mu.Lock()
 		rs := ReplicaStats{

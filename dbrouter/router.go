@@ -163,9 +163,10 @@ type Router struct {
 	replicas []*replica
 	cluster  uint64 // the primary's system identifier
 
-	rr        atomic.Uint64
-	decisions [][numReasons]atomic.Int64 // [0] primary, [i+1] replica i
-	stickyErr atomic.Int64
+	rr           atomic.Uint64
+	decisions    [][numReasons]atomic.Int64 // [0] primary, [i+1] replica i
+	stickyErr    atomic.Int64
+	tokenWaiting atomic.Int64
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -474,6 +475,8 @@ func (r *Router) pick(need LSN) (*replica, int) {
 func (r *Router) waitFor(ctx context.Context, need LSN) *replica {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.TokenWait)
 	defer cancel()
+	r.tokenWaiting.Add(1)
+	defer r.tokenWaiting.Add(-1)
 	pause := time.Millisecond
 	for {
 		for _, rep := range r.replicas {
