@@ -92,6 +92,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			cfg, err := config.Load(file)
 			if err == nil {
 				override(cfg)
+				for _, w := range cfg.Warnings {
+					fmt.Fprintln(stderr, "warning:", w.Error())
+				}
+				// Every address herd up binds (listen, admin, tls.listen,
+				// shared_socket apps' listen:), through the same config.Bind.
 				if problems := config.CheckListeners(cfg); len(problems) > 0 {
 					err = problems
 				} else {
