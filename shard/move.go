@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,7 +21,7 @@ const (
 	PhaseCopy    = "copy"    // clear the log, copy the bucket's rows source → target
 	PhaseCatchUp = "catchup" // apply logged changes in rounds while writes go on
 	PhaseFence   = "fence"   // source: bucket fenced (writes wait; reads go on)
-	PhaseFinal   = "final"   // apply the rest of the log; compare row counts
+	PhaseFinal   = "final"   // apply the rest of the log; compare rows (count and digest)
 	PhaseOwn     = "own"     // target: bucket owned (no one routes there yet)
 	PhaseFlip    = "flip"    // map: bucket → target, version + 1 (the commit point)
 	PhaseRelease = "release" // source: bucket moved (stale callers reload the map)
@@ -134,6 +135,114 @@ func (db *DB) Resume(ctx context.Context) error {
 	return nil
 }
 
+// MoveStatus is one stored move, as Moves reports it.
+type MoveStatus struct {
+	ID       int64
+	Bucket   int
+	From, To string
+	// Phase is the phase the move is in (or "done", "aborted").
+	Phase string
+	// Version is the map version the flip made (0 before the flip).
+	Version int64
+	// RowsCopied and Changes count the rows the copy phase copied and the
+	// logged changes the catch-ups applied.
+	RowsCopied, Changes int64
+	Created, Updated    time.Time
+	// Fenced is how long writes to the bucket waited (fence to release);
+	// for a move still fenced, so far.
+	Fenced   time.Duration
+	Finished bool
+}
+
+// Moves returns the stored moves, unfinished first, then the latest
+// finished ones, at most limit in all (0: 100).
+func (db *DB) Moves(ctx context.Context, limit int) ([]MoveStatus, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.cfg.Map.Query(ctx, `SELECT id, bucket, source, target, phase, coalesce(version, 0), rows_copied, changes, created_at, updated_at,
+		coalesce(extract(epoch FROM coalesce(released_at, CASE WHEN fenced_at IS NOT NULL AND finished_at IS NULL THEN now() END) - fenced_at), 0)::float8,
+		finished_at IS NOT NULL
+		FROM herd_shard_moves ORDER BY finished_at IS NOT NULL, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("shard: moves: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (MoveStatus, error) {
+		var m MoveStatus
+		var fenced float64
+		err := r.Scan(&m.ID, &m.Bucket, &m.From, &m.To, &m.Phase, &m.Version, &m.RowsCopied, &m.Changes, &m.Created, &m.Updated, &fenced, &m.Finished)
+		m.Fenced = time.Duration(fenced * float64(time.Second))
+		return m, err
+	})
+}
+
+// Abort undoes the unfinished move of bucket before its commit point:
+// the source owns the bucket again (unfenced, no longer logging), and the
+// target's copy and the log are deleted. A move past its flip cannot be
+// undone (the target has taken writes): Abort then fails and Resume
+// finishes it; moving the bucket back is a new move.
+func (db *DB) Abort(ctx context.Context, bucket int) error {
+	lock, err := db.cfg.Map.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+	}
+	defer lock.Rollback(context.WithoutCancel(ctx))
+	var got bool
+	if err := lock.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockClass+1, bucket).Scan(&got); err != nil {
+		return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+	}
+	if !got {
+		return fmt.Errorf("%w (bucket %d)", ErrMoveRunning, bucket)
+	}
+	mv := &move{db: db, bucket: bucket, cols: map[string]string{}}
+	err = db.cfg.Map.QueryRow(ctx, `SELECT id, source, target, phase FROM herd_shard_moves WHERE bucket = $1 AND finished_at IS NULL`, bucket).
+		Scan(&mv.id, &mv.from, &mv.to, &mv.phase)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("shard: abort bucket %d: no unfinished move", bucket)
+	}
+	if err != nil {
+		return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+	}
+	switch mv.phase {
+	case PhaseStart, PhaseCopy, PhaseCatchUp, PhaseFence, PhaseFinal, PhaseOwn:
+	case PhaseFlip:
+		// Stored before the flip's transaction: it may have committed.
+		var owner string
+		if err := db.cfg.Map.QueryRow(ctx, `SELECT shard FROM herd_shard_buckets WHERE bucket = $1`, bucket).Scan(&owner); err != nil {
+			return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+		}
+		if owner != mv.from {
+			return fmt.Errorf("shard: abort bucket %d: the map already has it on %s, past the flip; Resume finishes the move", bucket, owner)
+		}
+	default:
+		return fmt.Errorf("shard: abort bucket %d: the move is in phase %s, past its flip; Resume finishes it", bucket, mv.phase)
+	}
+	mv.src, mv.dst = db.cfg.Shards[mv.from], db.cfg.Shards[mv.to]
+	if mv.src == nil || mv.dst == nil {
+		return fmt.Errorf("shard: abort bucket %d: shards %s and %s must be in Config.Shards", bucket, mv.from, mv.to)
+	}
+	// Each step is idempotent: an Abort that stopped half-way is taken up
+	// by Abort again (a Resume of it fails at its next check instead).
+	if _, err := mv.dst.Exec(ctx, `UPDATE herd_shard_local SET state = 'moved' WHERE bucket = $1 AND state IN ('incoming', 'owned')`, bucket); err != nil {
+		return fmt.Errorf("shard: abort bucket %d: target %s: %w", bucket, mv.to, err)
+	}
+	if err := mv.setSource(ctx, "owned", []string{"owned", "copying", "fenced"}, 0); err != nil {
+		return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+	}
+	for _, t := range db.tables {
+		if _, err := mv.copyInto(ctx, t, fmt.Sprintf(`DELETE FROM %s WHERE %s = %d`, t.ident(), pgx.Identifier{t.bucketCol()}.Sanitize(), bucket), nil, ""); err != nil {
+			return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+		}
+	}
+	if _, err := mv.src.Exec(ctx, `DELETE FROM herd_shard_changes WHERE bucket = $1`, bucket); err != nil {
+		return fmt.Errorf("shard: abort bucket %d: source %s: %w", bucket, mv.from, err)
+	}
+	if err := mv.persist(ctx, "aborted"); err != nil {
+		return fmt.Errorf("shard: abort bucket %d: %w", bucket, err)
+	}
+	return nil
+}
+
 // Rebalance runs moves (from Plan) one after another, stopping at the
 // first error; a stopped Rebalance is finished by Resume and running
 // Plan and Rebalance again.
@@ -169,9 +278,12 @@ func (mv *move) run(ctx context.Context) error {
 }
 
 func (mv *move) persist(ctx context.Context, next string) error {
-	done := next == PhaseDone
-	if _, err := mv.db.cfg.Map.Exec(ctx, `UPDATE herd_shard_moves SET phase = $2, updated_at = now(), finished_at = CASE WHEN $3 THEN now() END WHERE id = $1`,
-		mv.id, next, done); err != nil {
+	// fenced_at and released_at bound the time writes to the bucket wait.
+	if _, err := mv.db.cfg.Map.Exec(ctx, `UPDATE herd_shard_moves SET phase = $2, updated_at = now(),
+		fenced_at = CASE WHEN $2 = 'final' THEN now() ELSE fenced_at END,
+		released_at = CASE WHEN $2 = 'cleanup' THEN now() ELSE released_at END,
+		finished_at = CASE WHEN $2 IN ('done', 'aborted') THEN now() END WHERE id = $1`,
+		mv.id, next); err != nil {
 		return fmt.Errorf("store phase %s: %w", next, err)
 	}
 	mv.phase = next
@@ -246,17 +358,25 @@ func (mv *move) step(ctx context.Context) (string, error) {
 				break
 			}
 		}
+		// The bucket is frozen: source and target must now hold the same
+		// rows. Compare counts and a digest of the rows in key order.
 		for _, t := range mv.db.tables {
-			q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s = $1`, t.ident(), pgx.Identifier{t.bucketCol()}.Sanitize())
+			cols, err := mv.columns(ctx, t)
+			if err != nil {
+				return "", err
+			}
+			q := fmt.Sprintf(`SELECT count(*), coalesce(md5(string_agg(ROW(%s)::text, E'\n' ORDER BY %s)), '') FROM %s WHERE %s = $1`,
+				cols, t.keyList(""), t.ident(), pgx.Identifier{t.bucketCol()}.Sanitize())
 			var ns, nd int64
-			if err := mv.src.QueryRow(ctx, q, b).Scan(&ns); err != nil {
-				return "", fmt.Errorf("source %s: count %s: %w", mv.from, t.Name, err)
+			var ds, dd string
+			if err := mv.src.QueryRow(ctx, q, b).Scan(&ns, &ds); err != nil {
+				return "", fmt.Errorf("source %s: check %s: %w", mv.from, t.Name, err)
 			}
-			if err := mv.dst.QueryRow(ctx, q, b).Scan(&nd); err != nil {
-				return "", fmt.Errorf("target %s: count %s: %w", mv.to, t.Name, err)
+			if err := mv.dst.QueryRow(ctx, q, b).Scan(&nd, &dd); err != nil {
+				return "", fmt.Errorf("target %s: check %s: %w", mv.to, t.Name, err)
 			}
-			if ns != nd {
-				return "", fmt.Errorf("table %s: %d rows on the source, %d on the target after the final catch-up", t.Name, ns, nd)
+			if ns != nd || ds != dd {
+				return "", fmt.Errorf("table %s: %d rows (digest %s) on the source, %d (digest %s) on the target after the final catch-up", t.Name, ns, ds, nd, dd)
 			}
 		}
 		return PhaseOwn, nil
@@ -394,6 +514,9 @@ func (mv *move) copyInto(ctx context.Context, t Table, del string, delArgs []any
 	}
 	if _, err := dtx.Exec(ctx, del, delArgs...); err != nil {
 		return 0, fmt.Errorf("target %s: clear %s: %w", mv.to, t.Name, err)
+	}
+	if sel == "" {
+		return 0, dtx.Commit(ctx)
 	}
 	stx, err := mv.src.Begin(ctx)
 	if err != nil {

@@ -365,6 +365,16 @@ func TestMoveUnderWriteLoad(t *testing.T) {
 		t.Errorf("s4 owns %d buckets; want 12", got)
 	}
 	l.verify(ctx, t, c)
+	ms, err := mover.Moves(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longest, sum time.Duration
+	for _, m := range ms {
+		sum += m.Fenced
+		longest = max(longest, m.Fenced)
+	}
+	t.Logf("writes to a moving bucket waited (fence to release): longest %v, mean %v", longest.Round(100*time.Microsecond), (sum / time.Duration(len(ms))).Round(100*time.Microsecond))
 	var copied, changes int64
 	if err := c.mapdb.QueryRow(ctx, `SELECT sum(rows_copied), sum(changes) FROM herd_shard_moves`).Scan(&copied, &changes); err != nil {
 		t.Fatal(err)
@@ -626,5 +636,110 @@ func TestMoveAppliesLateCommits(t *testing.T) {
 	var n int
 	if err := c.pools[to].QueryRow(ctx, `SELECT count(*) FROM orders WHERE id IN (1, 2)`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("on the target: %d of orders 1 and 2, %v; want both", n, err)
+	}
+}
+
+// A move stopped before its flip can be aborted: the source owns the
+// bucket again and takes writes, the target's copy is gone, and the same
+// move can run again later. Past the flip, Abort refuses.
+func TestAbortBeforeTheFlip(t *testing.T) {
+	ctx := testCtx(t)
+	c := newCluster(t, 2)
+	db, err := Create(ctx, c.config(2), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := fill(ctx, t, db, map[string]int{"s0": 40, "s1": 10})
+	byBucket := map[int]int{}
+	for _, o := range orders {
+		byBucket[db.Bucket(strconv.FormatInt(o.user, 10))]++
+	}
+	s0 := db.Map().BucketsOf("s0")
+	nextID := int64(len(orders))
+	total := int64(len(orders))
+	for i, phase := range []string{PhaseStart, PhaseCopy, PhaseCatchUp, PhaseFence, PhaseFinal, PhaseOwn, PhaseFlip, PhaseRelease} {
+		t.Run(phase, func(t *testing.T) {
+			b := s0[i]
+			db.hook = func(_ int, p string) error {
+				if p == phase {
+					return errCrash
+				}
+				return nil
+			}
+			if err := db.Move(ctx, b, "s1"); !errors.Is(err, errCrash) {
+				t.Fatalf("Move: %v; want the crash", err)
+			}
+			db.hook = nil
+			err := db.Abort(ctx, b)
+			if phase == PhaseRelease {
+				if err == nil {
+					t.Fatal("Abort after the flip succeeded; want an error")
+				}
+				if err := db.Resume(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := db.Map().Shard(b); got != "s1" {
+					t.Errorf("after Resume bucket %d on %s; want s1", b, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Abort: %v", err)
+			}
+			if got := db.Map().Shard(b); got != "s0" {
+				t.Errorf("after Abort bucket %d on %s; want s0", b, got)
+			}
+			var onTarget, logged int
+			if err := c.pools["s1"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE shard_bucket = $1`, b).Scan(&onTarget); err != nil {
+				t.Fatal(err)
+			}
+			// A write lands on the source, unfenced and not logged.
+			var u int64
+			for x := int64(1); ; x++ {
+				if db.Bucket(strconv.FormatInt(x, 10)) == b {
+					u = x
+					break
+				}
+			}
+			nextID++
+			addOrder(ctx, t, db, nextID, u, "3.00")
+			total++
+			if err := c.pools["s0"].QueryRow(ctx, `SELECT count(*) FROM herd_shard_changes`).Scan(&logged); err != nil {
+				t.Fatal(err)
+			}
+			if onTarget != 0 || logged != 0 {
+				t.Errorf("after Abort: %d rows of the bucket on the target, %d log entries; want 0, 0", onTarget, logged)
+			}
+			res, err := db.Aggregate(ctx, Query{SQL: `SELECT count(*) FROM orders WHERE shard_bucket = ANY($1)`}, Count)
+			if err != nil || res.Rows[0][0].(int64) != total {
+				t.Errorf("count after Abort = %v, %v; want %d", res, err, total)
+			}
+		})
+	}
+	// The aborted buckets move for real now.
+	for _, b := range s0[:7] {
+		if err := db.Move(ctx, b, "s1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := db.Aggregate(ctx, Query{SQL: `SELECT count(*) FROM orders WHERE shard_bucket = ANY($1)`}, Count)
+	if err != nil || res.Rows[0][0].(int64) != total {
+		t.Errorf("count at the end = %v, %v; want %d", res, err, total)
+	}
+	ms, err := db.Moves(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aborted := 0
+	for _, m := range ms {
+		if m.Phase == "aborted" {
+			aborted++
+		}
+		if !m.Finished {
+			t.Errorf("move %+v unfinished", m)
+		}
+	}
+	if aborted != 7 {
+		t.Errorf("%d moves aborted; want 7", aborted)
 	}
 }

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS herd_shard_moves (
 	changes     bigint  NOT NULL DEFAULT 0,
 	created_at  timestamptz NOT NULL DEFAULT now(),
 	updated_at  timestamptz NOT NULL DEFAULT now(),
+	fenced_at   timestamptz,
+	released_at timestamptz,
 	finished_at timestamptz
 );
 CREATE UNIQUE INDEX IF NOT EXISTS herd_shard_moves_open ON herd_shard_moves (bucket) WHERE finished_at IS NULL;
