@@ -123,7 +123,7 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Primary == "" {
-		errs = append(errs, errors.New("Primary is empty"))
+		errs = append(errs, errors.New("no primary: Primary is empty"))
 	}
 	for i, u := range c.Replicas {
 		if u == "" {

@@ -17,6 +17,12 @@
 //	err := peers.Get(ctx, "users", "/"+id, &u)
 //	if svcclient.StatusOf(err) == http.StatusNotFound { ... }
 //
+// A read-your-writes token in the call's context (package
+// dbrouter/consistency) goes out as Herd-Consistency-Token, and one an
+// answer brings back is added to the context's token holder, so that a
+// write in one service and a read in another, made under one request,
+// are consistent.
+//
 // On the serving side, wrap the handler in Middleware so that RequestID(ctx)
 // names the request in logs, calls made with r.Context() pass the id on, and
 // the caller's deadline bounds the work done for it:
@@ -44,6 +50,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/herdhq/herd/dbrouter/consistency"
 )
 
 // Defaults of the options.
@@ -299,6 +307,10 @@ func newRequest(ctx context.Context, method, url string, body []byte, id, key st
 		// a kept-alive connection the server closed.
 		h.Set("Idempotency-Key", key)
 	}
+	if t := consistency.TokenFrom(ctx); !t.IsZero() {
+		// What the caller has written: the service's reads must see it.
+		h.Set(consistency.Header, t.String())
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		h.Set("X-Request-Timeout-Ms", strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10))
 	}
@@ -319,6 +331,13 @@ func (c *Client) send(req *http.Request, service, id string, out any) error {
 		return err
 	}
 	defer drainClose(resp.Body)
+	if v := resp.Header.Get(consistency.Header); v != "" {
+		// The service wrote for us: later reads and calls under the
+		// caller's context must see that too.
+		if t, err := consistency.Parse(v); err == nil {
+			consistency.Observe(req.Context(), t)
+		}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return errorFrom(service, id, resp)
 	}

@@ -41,9 +41,10 @@ const (
 // LSN is a position in a PostgreSQL write-ahead log.
 type LSN uint64
 
-// String formats l as PostgreSQL does: the high and low 32 bits in hex.
+// String formats l as PostgreSQL does: the high and low 32 bits in
+// upper-case hex.
 func (l LSN) String() string {
-	return strconv.FormatUint(uint64(l)>>32, 16) + "/" + strconv.FormatUint(uint64(l)&0xffffffff, 16)
+	return strings.ToUpper(strconv.FormatUint(uint64(l)>>32, 16) + "/" + strconv.FormatUint(uint64(l)&0xffffffff, 16))
 }
 
 // ParseLSN parses PostgreSQL's HI/LO form of an LSN.
