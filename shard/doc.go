@@ -64,8 +64,9 @@
 //  4. fence: the source's view says fenced, under the exclusive lock.
 //     Writes to the bucket now wait (Config.FenceWait, default 10 s);
 //     reads go on, as the source's rows are complete and frozen.
-//  5. final: the rest of the log is applied, and the bucket's row counts
-//     on source and target compared, table by table.
+//  5. final: the rest of the log is applied; then, table by table, the
+//     bucket's rows on source and target are compared (count, and an MD5
+//     of the rows' text in key order). A difference stops the move here.
 //  6. own: the target's view says owned. Nobody routes there yet.
 //  7. flip: the map gives the bucket to the target and its version grows
 //     by one, with the move's phase, in one transaction: the commit point.
@@ -82,7 +83,11 @@
 // point (crash, cancelled context, lost connection) is finished by Move of
 // the same bucket and target, or Resume, from another process; a move
 // stopped while fenced keeps writes to that one bucket waiting until it
-// is resumed. One mover at a time works on a bucket (an advisory lock held
+// is resumed. Abort undoes a stopped move that has not flipped (the source
+// owns the bucket again, the target's copy is deleted); past the flip
+// only Resume goes on. Moves lists the stored moves, with the rows copied,
+// the changes applied and how long writes waited (fence to release; tens
+// of milliseconds in the tests, for buckets of tens of rows). One mover at a time works on a bucket (an advisory lock held
 // in an open transaction on the map database, released if the mover
 // dies). Rows a move copies must have the same columns on both shards
 // (same DDL); generated columns are left to the target to compute.
@@ -110,7 +115,13 @@
 // SUM and COUNT (total sum / total count), never as an average of the
 // shards' averages, which is wrong when shards hold different numbers of
 // rows. GROUP BY columns combine equal groups; the limit of a grouped
-// query is applied after combining.
+// query is applied after combining. The merge compares text by bytes: sort
+// text keys COLLATE "C" in the SQL so that each shard sorts as the merge.
+//
+// A shard's Conn may send the scatter statement to a replica (a
+// dbrouter.Router does under dbrouter.ReadOnly(ctx)): the bucket check
+// then runs in the replica's snapshot, so rows are still never counted
+// twice, but they are as old as the replica.
 //
 // A DB is safe for concurrent use.
 package shard
