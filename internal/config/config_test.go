@@ -560,6 +560,7 @@ func FuzzParse(f *testing.F) {
 		"apps:\n  web: {command: 'a \"b', instances: max, stop_signal: 99}\nroutes: [~, {to: web}]\n",
 		"---\n---\n",
 		"trusted_proxies: [::1, 1.2.3.4/40, {a: b}]\n? [k]\n: v\n",
+		"apps:\n  w: {command: node w.js, ready: none, instances: max-1, listen_timeout: 2}\n  x: {command: sh, ready: [ipc]}\n",
 	}
 	if data, err := os.ReadFile("testdata/full.yaml"); err == nil {
 		seeds = append(seeds, string(data))

@@ -43,3 +43,24 @@ routes:
 	// 4
 	// herd.yaml:2: listen: 127.0.0.1:8080 is already in use; pick a free port or stop whatever holds it
 }
+
+// A worker serves no port: ready: none makes it ready once it has stayed up
+// min_uptime, and it needs no route. A bare number is milliseconds, as in
+// PM2; one too small to be meant loads, with a warning.
+func ExampleConfig_Warnings() {
+	c, err := config.Parse("herd.yaml", []byte(`
+apps:
+  worker:
+    command: sh -c "exec my-queue-consumer"
+    ready: none
+    listen_timeout: 2
+`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%+v\n", c.Apps[0].Ready)
+	fmt.Println(c.Warnings)
+	// Output:
+	// {HTTP: TCP:false Notify:false IPC:false Process:true}
+	// herd.yaml:6: apps.worker.listen_timeout: 2 is 2ms (a number without a unit is milliseconds, as in PM2); did you mean 2s?
+}
