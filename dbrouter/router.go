@@ -123,30 +123,30 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Primary == "" {
-		errs = append(errs, errors.New("no primary: Primary is empty"))
+		errs = append(errs, errors.New("the primary's URL (Primary) is empty"))
 	}
 	for i, u := range c.Replicas {
 		if u == "" {
-			errs = append(errs, fmt.Errorf("Replicas[%d] is empty", i))
+			errs = append(errs, fmt.Errorf("replica %d's URL (Replicas[%d]) is empty", i, i))
 		}
 	}
 	if c.Policy != LeastOutstanding && c.Policy != RoundRobin {
-		errs = append(errs, fmt.Errorf("Policy %d is unknown", c.Policy))
+		errs = append(errs, fmt.Errorf("policy %d is unknown", c.Policy))
 	}
 	if c.RejoinFraction < 0 || c.RejoinFraction > 1 {
-		errs = append(errs, fmt.Errorf("RejoinFraction %v is outside [0, 1]", c.RejoinFraction))
+		errs = append(errs, fmt.Errorf("rejoin fraction %v is outside [0, 1]", c.RejoinFraction))
 	}
 	if c.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("PollInterval %v is negative", c.PollInterval))
+		errs = append(errs, fmt.Errorf("poll interval %v is negative", c.PollInterval))
 	}
 	if c.FailThreshold < 0 {
-		errs = append(errs, fmt.Errorf("FailThreshold %d is negative", c.FailThreshold))
+		errs = append(errs, fmt.Errorf("fail threshold %d is negative", c.FailThreshold))
 	}
 	if c.TokenWait < 0 {
-		errs = append(errs, fmt.Errorf("TokenWait %v is negative", c.TokenWait))
+		errs = append(errs, fmt.Errorf("token wait %v is negative", c.TokenWait))
 	}
 	if c.TxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("TxAttempts %d is negative", c.TxAttempts))
+		errs = append(errs, fmt.Errorf("tx attempts %d is negative", c.TxAttempts))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dbrouter: config: %w", err)
