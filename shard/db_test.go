@@ -27,6 +27,7 @@ func addOrder(ctx context.Context, t testing.TB, db *DB, id, user int64, total s
 }
 
 func TestRoutesByKey(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 3)
 	db, err := Create(ctx, c.config(3), 64)
@@ -79,6 +80,7 @@ func TestRoutesByKey(t *testing.T) {
 // The trigger refuses a write that did not enter its bucket: so no write
 // can go around a move's fence.
 func TestWritesAroundThePackageAreRefused(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 16)

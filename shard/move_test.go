@@ -315,6 +315,7 @@ func (l *load) verify(ctx context.Context, t *testing.T, c *cluster) {
 // misses a row, no count includes a row twice; at the end every row is
 // once, on the shard the map names, with its last committed version.
 func TestMoveUnderWriteLoad(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 5)
 	if _, err := Create(ctx, c.config(4), 64); err != nil {
@@ -391,6 +392,7 @@ var errCrash = errors.New("crash (test)")
 // cancelled) leaves every row readable once, writes going on (or, while
 // fenced, waiting), and a new process's Resume finishes it.
 func TestMoveResumesAfterStopInEveryPhase(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 32)
@@ -523,6 +525,7 @@ func TestMoveResumesAfterStopInEveryPhase(t *testing.T) {
 // in turn and resumed by another process at once: writes to a bucket
 // stopped while fenced wait and then land; nothing is lost or doubled.
 func TestMoveStoppedInEveryPhaseUnderLoad(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 32)
@@ -577,6 +580,7 @@ func TestMoveStoppedInEveryPhaseUnderLoad(t *testing.T) {
 // A write whose log entry has a lower sequence number than one already
 // applied (its transaction committed later) is applied all the same.
 func TestMoveAppliesLateCommits(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 16)
@@ -643,6 +647,7 @@ func TestMoveAppliesLateCommits(t *testing.T) {
 // bucket again and takes writes, the target's copy is gone, and the same
 // move can run again later. Past the flip, Abort refuses.
 func TestAbortBeforeTheFlip(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 16)

@@ -17,6 +17,7 @@ var _ Conn = (*dbrouter.Router)(nil)
 // routed call takes the transaction path (BEGIN, enter, statement,
 // COMMIT); routing, the fence and a move under writes work the same.
 func TestShardsBehindRouters(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	u, err := url.Parse(testenv.Postgres(t))

@@ -71,6 +71,7 @@ func numString(v any) string {
 }
 
 func TestQueryAllOrderedWithLimit(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 4)
 	db, err := Create(ctx, c.config(4), 64)
@@ -130,6 +131,7 @@ func TestQueryAllOrderedWithLimit(t *testing.T) {
 // COUNT, SUM, MIN, MAX and AVG over uneven shards: AVG is the total sum over
 // the total count, which differs here from the average of the shards' averages.
 func TestAggregateOverUnevenShards(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 4)
 	db, err := Create(ctx, c.config(4), 64)
@@ -411,6 +413,7 @@ func TestQueryAllRunsShardsInParallel(t *testing.T) {
 // A DB whose cached map is stale (another process moved a bucket) still
 // writes to the bucket's new shard and counts each row once.
 func TestStaleMapFollowsTheMove(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	c := newCluster(t, 2)
 	db, err := Create(ctx, c.config(2), 16)
