@@ -1,0 +1,469 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrNotFound is what a Loader returns when the source has no value for the
+// key. The cache remembers it for Options.NotFoundTTL (negative caching),
+// and Get returns it (test with errors.Is) until then.
+var ErrNotFound = errors.New("cache: not found")
+
+// A Loader loads the value of key from the source of truth (a database, a
+// service). It returns ErrNotFound (possibly wrapped) when there is none.
+type Loader[V any] func(ctx context.Context, key string) (V, error)
+
+// Codec turns values into the bytes stored in Redis and back. JSON is the
+// default; any msgpack, protobuf or gob adapter with these two methods fits.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// JSON is the default Codec, encoding/json.
+type JSON struct{}
+
+// Marshal is json.Marshal.
+func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal is json.Unmarshal.
+func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// Options configure a Cache. The zero value is an in-process cache of 100,000
+// entries kept for a minute. Zero fields take the default written beside them.
+type Options struct {
+	// Name prefixes every Redis key of the cache ("NAME:GEN:key") and names
+	// its invalidation channel ("NAME:~inval"). Caches of different value
+	// types must have different names. Default "cache".
+	Name string
+	// Redis is the L2 and the fleet's meeting point (invalidations, leases).
+	// nil: L1 only. The cache does not close it.
+	Redis redis.UniversalClient
+	// Codec encodes values for Redis and for weighing. Default JSON{}.
+	Codec Codec
+	// TTL is the default lifetime of a value in Redis (per call: WithTTL).
+	// Default 10 minutes.
+	TTL time.Duration
+	// LocalTTL bounds the lifetime of a value in L1 (it is also at most the
+	// call's TTL). Default 1 minute; negative disables L1.
+	LocalTTL time.Duration
+	// Jitter shortens each L1 and L2 lifetime by a random fraction up to
+	// Jitter, so that keys filled together do not expire together. Default
+	// 0.1; negative: none.
+	Jitter float64
+	// MaxEntries bounds L1 by entries. Default 100,000 when MaxBytes is 0.
+	MaxEntries int
+	// MaxBytes bounds L1 by the encoded size of its values plus their keys
+	// and a fixed overhead per entry (entryOverhead). It takes precedence
+	// over MaxEntries.
+	MaxBytes uint64
+	// NotFoundTTL is how long ErrNotFound from the loader is remembered.
+	// Default 30 s; negative disables negative caching.
+	NotFoundTTL time.Duration
+	// LeaseTTL is how long one process may hold the fleet-wide right to load
+	// a key before another may take it. Default 3 s: set it above your
+	// loader's usual time.
+	LeaseTTL time.Duration
+	// RedisTimeout bounds each Redis command (and the context's deadline
+	// does too). Default 200 ms.
+	RedisTimeout time.Duration
+	// RetryAfter is how long Redis is skipped after a failed command, so that
+	// an outage costs one timeout, not one per read. Default 1 s.
+	RetryAfter time.Duration
+	// DegradedLocalTTL bounds L1 lifetimes while the invalidation channel is
+	// down (other processes' writes cannot reach this L1 then). Default 1 s.
+	DegradedLocalTTL time.Duration
+	// HealthInterval: the invalidation channel is pinged after this much
+	// silence and counted dead after twice. Default 1 s.
+	HealthInterval time.Duration
+	// Logger gets one line when Redis becomes unreachable and one when it is
+	// back. Default slog.Default().
+	Logger *slog.Logger
+
+	clock otter.Clock // tests: L1's time source
+}
+
+const entryOverhead = 96 // bytes an L1 entry costs beyond key and value, measured in bench/cache
+
+func (o *Options) setDefaults() {
+	if o.Name == "" {
+		o.Name = "cache"
+	}
+	if o.Codec == nil {
+		o.Codec = JSON{}
+	}
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Minute
+	}
+	if o.LocalTTL == 0 {
+		o.LocalTTL = time.Minute
+	}
+	if o.Jitter == 0 {
+		o.Jitter = 0.1
+	}
+	if o.MaxEntries <= 0 && o.MaxBytes == 0 {
+		o.MaxEntries = 100_000
+	}
+	if o.NotFoundTTL == 0 {
+		o.NotFoundTTL = 30 * time.Second
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 3 * time.Second
+	}
+	if o.RedisTimeout <= 0 {
+		o.RedisTimeout = 200 * time.Millisecond
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	if o.DegradedLocalTTL <= 0 {
+		o.DegradedLocalTTL = time.Second
+	}
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// An Option changes one call.
+type Option func(*callOpts)
+
+type callOpts struct {
+	ttl time.Duration
+}
+
+// WithTTL sets the lifetime of the value stored by this call (in Redis; L1
+// keeps it at most Options.LocalTTL).
+func WithTTL(d time.Duration) Option { return func(c *callOpts) { c.ttl = d } }
+
+type entry[V any] struct {
+	v    V
+	neg  bool
+	size uint32
+	ttl  time.Duration
+	noL1 bool // loaded under a lease lost to a write: returned, never cached
+}
+
+const stripes = 4096
+
+// Cache is a typed two-level cache. It is safe for concurrent use. Make one
+// with New and Close it when done.
+type Cache[V any] struct {
+	o     Options
+	l1    *otter.Cache[string, entry[V]]
+	rdb   redis.UniversalClient
+	sf    singleflight.Group
+	seed  maphash.Seed
+	id    string
+	chann string
+	m     counters
+
+	// Freshness: a fill of L1 started before an invalidation of its key (or
+	// a flush) must not land. ver holds a counter per stripe of keys, epoch
+	// one for all; a fill compares both under otter's bucket lock.
+	ver   [stripes]atomic.Uint64
+	epoch atomic.Uint64
+
+	gen        atomic.Int64 // namespace generation, part of every Redis key
+	subscribed atomic.Bool  // the invalidation channel is up
+	downUntil  atomic.Int64 // unix nanos: skip Redis until then
+	down       atomic.Bool  // Redis is failing (logged once per outage)
+	token      atomic.Uint64
+
+	pmu          sync.Mutex
+	pending      map[string]struct{} // keys whose invalidation did not reach Redis
+	pendOverflow bool
+
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Once
+	firstSub chan struct{}
+}
+
+const maxPending = 10_000
+
+// New makes a cache. With Options.Redis it subscribes to the invalidation
+// channel (waiting up to Options.RedisTimeout for it) and keeps the
+// subscription until Close. Misconfiguration is an error.
+func New[V any](o Options) (*Cache[V], error) {
+	o.setDefaults()
+	if o.Jitter >= 1 {
+		return nil, fmt.Errorf("cache: Jitter %v: want < 1", o.Jitter)
+	}
+	var idb [8]byte
+	_, _ = rand.Read(idb[:])
+	c := &Cache[V]{o: o, rdb: o.Redis, seed: maphash.MakeSeed(), id: hex.EncodeToString(idb[:]),
+		chann: o.Name + ":~inval", pending: map[string]struct{}{}, firstSub: make(chan struct{})}
+	if o.LocalTTL > 0 {
+		oo := &otter.Options[string, entry[V]]{
+			Clock:            o.clock,
+			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration { return e.Value.ttl }),
+		}
+		if o.MaxBytes > 0 {
+			oo.MaximumWeight = o.MaxBytes
+			oo.Weigher = func(k string, e entry[V]) uint32 { return uint32(len(k)) + e.size + entryOverhead }
+		} else {
+			oo.MaximumSize = o.MaxEntries
+		}
+		l1, err := otter.New(oo)
+		if err != nil {
+			return nil, fmt.Errorf("cache: L1: %w", err)
+		}
+		c.l1 = l1
+	}
+	if c.rdb != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.stop = cancel
+		c.wg.Add(1)
+		go c.listen(ctx)
+		select {
+		case <-c.firstSub:
+		case <-time.After(o.RedisTimeout):
+		}
+	}
+	return c, nil
+}
+
+// Close stops the invalidation listener and L1's goroutines. It is safe to
+// call twice. It does not close Options.Redis.
+func (c *Cache[V]) Close() error {
+	c.closeMu.Do(func() {
+		if c.stop != nil {
+			c.stop()
+		}
+		c.wg.Wait()
+		if c.l1 != nil {
+			c.l1.StopAllGoroutines()
+		}
+	})
+	return nil
+}
+
+// Get returns the value of key: from L1, else from Redis, else from load,
+// filling each level on the way back. Concurrent misses of one key in this
+// process share one call; with Redis, misses across the fleet share one call
+// through a lease. Redis trouble never fails a Get: it loads instead. ctx's
+// cancellation ends this caller's wait (not a load other callers share).
+// ErrNotFound from load is remembered for NotFoundTTL and returned.
+func (c *Cache[V]) Get(ctx context.Context, key string, load Loader[V], opts ...Option) (V, error) {
+	if c.l1 != nil {
+		if e, ok := c.l1.GetIfPresent(key); ok {
+			c.m.hitL1.Add(1)
+			if e.neg {
+				var zero V
+				return zero, ErrNotFound
+			}
+			return e.v, nil
+		}
+		c.m.missL1.Add(1)
+	}
+	return c.getSlow(ctx, key, load, opts)
+}
+
+func (c *Cache[V]) getSlow(ctx context.Context, key string, load Loader[V], opts []Option) (V, error) {
+	var co callOpts
+	for _, f := range opts {
+		f(&co)
+	}
+	// The shared load outlives any one caller's cancellation but keeps its
+	// deadline and values.
+	lctx := context.WithoutCancel(ctx)
+	ch := c.sf.DoChan(key, func() (any, error) {
+		if d, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithDeadline(lctx, d)
+			defer cancel()
+		}
+		snap := c.snapshot(key)
+		e, err := c.fetch(lctx, key, load, co)
+		if err != nil {
+			return e, err
+		}
+		c.fillL1(key, e, snap)
+		return e, nil
+	})
+	var zero V
+	select {
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		e := r.Val.(entry[V])
+		if e.neg {
+			return zero, ErrNotFound
+		}
+		return e.v, nil
+	}
+}
+
+type snap struct{ ver, epoch uint64 }
+
+func (c *Cache[V]) stripe(key string) *atomic.Uint64 {
+	return &c.ver[maphash.String(c.seed, key)%stripes]
+}
+
+func (c *Cache[V]) snapshot(key string) snap {
+	return snap{c.stripe(key).Load(), c.epoch.Load()}
+}
+
+// fillL1 stores e unless key was invalidated (or L1 flushed) since s was
+// taken: the check runs under otter's bucket lock, and every invalidation
+// bumps the counter before it removes the entry, so a late reply cannot
+// overwrite a newer state.
+func (c *Cache[V]) fillL1(key string, e entry[V], s snap) {
+	if c.l1 == nil || e.noL1 {
+		return
+	}
+	e.ttl = c.localTTL(e)
+	c.l1.Compute(key, func(old entry[V], found bool) (entry[V], otter.ComputeOp) {
+		if c.stripe(key).Load() != s.ver || c.epoch.Load() != s.epoch {
+			return old, otter.CancelOp
+		}
+		return e, otter.WriteOp
+	})
+}
+
+func (c *Cache[V]) localTTL(e entry[V]) time.Duration {
+	ttl := c.o.LocalTTL
+	if e.ttl > 0 && e.ttl < ttl {
+		ttl = e.ttl
+	}
+	if c.rdb != nil && !c.subscribed.Load() && c.o.DegradedLocalTTL < ttl {
+		ttl = c.o.DegradedLocalTTL
+	}
+	return c.jitter(ttl)
+}
+
+func (c *Cache[V]) jitter(d time.Duration) time.Duration {
+	if c.o.Jitter <= 0 {
+		return d
+	}
+	return d - time.Duration(mrand.Float64()*c.o.Jitter*float64(d))
+}
+
+func (c *Cache[V]) callLoader(ctx context.Context, key string, load Loader[V], co callOpts) (entry[V], error) {
+	c.m.loads.Add(1)
+	v, err := load(ctx, key)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) && c.o.NotFoundTTL > 0 {
+			return entry[V]{neg: true, ttl: c.o.NotFoundTTL}, nil
+		}
+		c.m.loadErrors.Add(1)
+		return entry[V]{}, err
+	}
+	ttl := co.ttl
+	if ttl <= 0 {
+		ttl = c.o.TTL
+	}
+	return entry[V]{v: v, ttl: ttl}, nil
+}
+
+// Set stores v under key in Redis and in this process's L1, and evicts key
+// from every other process's L1. When Redis cannot be written, v is in this
+// L1 only, the error says so, and key's invalidation is sent once Redis is
+// back.
+func (c *Cache[V]) Set(ctx context.Context, key string, v V, opts ...Option) error {
+	var co callOpts
+	for _, f := range opts {
+		f(&co)
+	}
+	ttl := co.ttl
+	if ttl <= 0 {
+		ttl = c.o.TTL
+	}
+	e := entry[V]{v: v, ttl: ttl}
+	var err error
+	if c.rdb != nil || c.o.MaxBytes > 0 {
+		b, merr := c.encode(e)
+		if merr != nil {
+			return fmt.Errorf("cache: set %q: encode: %w", key, merr)
+		}
+		e.size = uint32(len(b))
+		if c.rdb != nil {
+			err = c.l2Set(ctx, key, b, c.jitter(ttl))
+		}
+	}
+	c.stripe(key).Add(1)
+	if c.l1 != nil {
+		e.ttl = c.localTTL(e)
+		c.l1.Set(key, e)
+	}
+	return err
+}
+
+// Delete removes key from Redis, from this L1 and from every other
+// process's L1, and voids any lease on it, so that a load which began before
+// the delete cannot store what it read.
+func (c *Cache[V]) Delete(ctx context.Context, key string) error {
+	var err error
+	if c.rdb != nil {
+		err = c.l2Delete(ctx, key)
+	}
+	c.stripe(key).Add(1)
+	if c.l1 != nil {
+		c.l1.Invalidate(key)
+	}
+	return err
+}
+
+// WriteThrough stores v in the source with store, then in the cache (Set).
+// When store fails, the cache is left as it was and store's error returned.
+func (c *Cache[V]) WriteThrough(ctx context.Context, key string, v V, store func(ctx context.Context, v V) error, opts ...Option) error {
+	if err := store(ctx, v); err != nil {
+		return err
+	}
+	return c.Set(ctx, key, v, opts...)
+}
+
+// encode is the Redis form of an entry: one byte ('v' a value, 'n' not
+// found) and the codec's bytes.
+func (c *Cache[V]) encode(e entry[V]) ([]byte, error) {
+	if e.neg {
+		return []byte{'n'}, nil
+	}
+	b, err := c.o.Codec.Marshal(e.v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+len(b))
+	out[0] = 'v'
+	copy(out[1:], b)
+	return out, nil
+}
+
+func (c *Cache[V]) decode(b []byte) (entry[V], error) {
+	if len(b) == 0 {
+		return entry[V]{}, errors.New("cache: empty value in redis")
+	}
+	switch b[0] {
+	case 'n':
+		return entry[V]{neg: true, ttl: c.o.NotFoundTTL, size: 1}, nil
+	case 'v':
+		var e entry[V]
+		if err := c.o.Codec.Unmarshal(b[1:], &e.v); err != nil {
+			return entry[V]{}, err
+		}
+		e.size = uint32(len(b))
+		return e, nil
+	}
+	return entry[V]{}, fmt.Errorf("cache: unknown value kind %q in redis", b[0])
+}

@@ -1,0 +1,256 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ ns atomic.Int64 }
+
+func (f *fakeClock) NowNano() int64                      { return f.ns.Load() }
+func (f *fakeClock) Tick(d time.Duration) <-chan time.Time { return make(chan time.Time) }
+func (f *fakeClock) advance(d time.Duration)             { f.ns.Add(int64(d)) }
+
+func counting[V any](v V, err error) (Loader[V], *atomic.Int64) {
+	var n atomic.Int64
+	return func(ctx context.Context, key string) (V, error) {
+		n.Add(1)
+		return v, err
+	}, &n
+}
+
+func TestLocalGetLoadsOnce(t *testing.T) {
+	c, err := New[string](Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	load, n := counting("v", nil)
+	for i := 0; i < 3; i++ {
+		v, err := c.Get(context.Background(), "k", load)
+		if v != "v" || err != nil {
+			t.Fatalf("Get = %q, %v; want v, nil", v, err)
+		}
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("loader calls: got %d; want 1", got)
+	}
+}
+
+func TestLocalTTLAndJitter(t *testing.T) {
+	clk := &fakeClock{}
+	clk.ns.Store(time.Now().UnixNano())
+	c, _ := New[int](Options{LocalTTL: time.Minute, Jitter: 0.5, clock: clk})
+	defer c.Close()
+	load, n := counting(1, nil)
+	ctx := context.Background()
+	c.Get(ctx, "k", load)
+	clk.advance(29 * time.Second) // jitter shortens to at least 30 s
+	c.Get(ctx, "k", load)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("loads before the shortest TTL: got %d; want 1", got)
+	}
+	clk.advance(32 * time.Second)
+	c.Get(ctx, "k", load)
+	if got := n.Load(); got != 2 {
+		t.Fatalf("loads after the TTL: got %d; want 2", got)
+	}
+	// Per call TTL below LocalTTL bounds L1 too.
+	c.Set(ctx, "short", 5, WithTTL(time.Second))
+	clk.advance(2 * time.Second)
+	if _, ok := c.l1.GetIfPresent("short"); ok {
+		t.Fatal("value set WithTTL(1s) still in L1 after 2 s")
+	}
+}
+
+func TestNegativeCaching(t *testing.T) {
+	clk := &fakeClock{}
+	clk.ns.Store(time.Now().UnixNano())
+	c, _ := New[int](Options{NotFoundTTL: 10 * time.Second, Jitter: -1, clock: clk})
+	defer c.Close()
+	load, n := counting(0, ErrNotFound)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if _, err := c.Get(ctx, "k", load); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get: got %v; want ErrNotFound", err)
+		}
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("loads: got %d; want 1 (not-found remembered)", got)
+	}
+	clk.advance(11 * time.Second)
+	c.Get(ctx, "k", load)
+	if got := n.Load(); got != 2 {
+		t.Fatalf("loads after NotFoundTTL: got %d; want 2", got)
+	}
+}
+
+func TestLoadErrorNotCached(t *testing.T) {
+	c, _ := New[int](Options{})
+	defer c.Close()
+	boom := errors.New("boom")
+	load, n := counting(0, boom)
+	for i := 0; i < 2; i++ {
+		if _, err := c.Get(context.Background(), "k", load); !errors.Is(err, boom) {
+			t.Fatalf("Get: got %v; want boom", err)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("loads: got %d; want 2 (errors are not cached)", got)
+	}
+}
+
+func TestSingleFlight(t *testing.T) {
+	c, _ := New[int](Options{})
+	defer c.Close()
+	var n atomic.Int64
+	release := make(chan struct{})
+	load := func(ctx context.Context, key string) (int, error) {
+		n.Add(1)
+		<-release
+		return 7, nil
+	}
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		started.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			if v, err := c.Get(context.Background(), "k", load); v != 7 || err != nil {
+				t.Errorf("Get = %d, %v", v, err)
+			}
+		}()
+	}
+	started.Wait()
+	time.Sleep(10 * time.Millisecond) // let them all reach the flight; the count below holds either way
+	close(release)
+	wg.Wait()
+	if got := n.Load(); got != 1 {
+		t.Fatalf("loads: got %d; want 1", got)
+	}
+}
+
+func TestWriteThroughFailedStoreLeavesCache(t *testing.T) {
+	c, _ := New[string](Options{})
+	defer c.Close()
+	ctx := context.Background()
+	c.Set(ctx, "k", "old")
+	boom := errors.New("db down")
+	if err := c.WriteThrough(ctx, "k", "new", func(context.Context, string) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("WriteThrough: got %v; want the store's error", err)
+	}
+	v, _ := c.Get(ctx, "k", nil)
+	if v != "old" {
+		t.Fatalf("after a failed store: got %q; want old", v)
+	}
+	var stored string
+	if err := c.WriteThrough(ctx, "k", "new", func(_ context.Context, v string) error { stored = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Get(ctx, "k", nil); v != "new" || stored != "new" {
+		t.Fatalf("after WriteThrough: cache %q, store %q; want new, new", v, stored)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	c, _ := New[int](Options{})
+	defer c.Close()
+	ctx := context.Background()
+	c.Set(ctx, "k", 1)
+	c.Delete(ctx, "k")
+	load, n := counting(2, nil)
+	if v, _ := c.Get(ctx, "k", load); v != 2 || n.Load() != 1 {
+		t.Fatalf("after Delete: got %d with %d loads; want 2 with 1", v, n.Load())
+	}
+}
+
+// A fill whose read began before an invalidation must not land in L1.
+func TestLateFillAfterInvalidation(t *testing.T) {
+	c, _ := New[int](Options{})
+	defer c.Close()
+	for _, tc := range []struct {
+		name  string
+		inval func()
+	}{
+		{"key", func() { c.handle("other\x00kk") }},
+		{"flush", func() { c.flushL1() }},
+		{"pattern", func() { c.handle("other\x00pk*") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := c.snapshot("k")
+			tc.inval()
+			c.fillL1("k", entry[int]{v: 1, ttl: time.Minute}, s)
+			if _, ok := c.l1.GetIfPresent("k"); ok {
+				t.Fatal("late fill landed in L1 after an invalidation")
+			}
+			s = c.snapshot("k")
+			c.fillL1("k", entry[int]{v: 1, ttl: time.Minute}, s)
+			if _, ok := c.l1.GetIfPresent("k"); !ok {
+				t.Fatal("fill without an invalidation did not land")
+			}
+			c.l1.Invalidate("k")
+		})
+	}
+}
+
+func TestMaxBytesBound(t *testing.T) {
+	c, _ := New[string](Options{MaxBytes: 64 << 10})
+	defer c.Close()
+	ctx := context.Background()
+	val := string(make([]byte, 1000))
+	for i := 0; i < 1000; i++ {
+		c.Set(ctx, "key"+string(rune('a'+i%26))+itoa(i), val)
+	}
+	c.l1.CleanUp()
+	if w := c.Stats().L1Weight; w > 64<<10 {
+		t.Fatalf("L1 weight: got %d; want <= %d", w, 64<<10)
+	}
+}
+
+func itoa(i int) string {
+	b := []byte{}
+	for {
+		b = append([]byte{byte('0' + i%10)}, b...)
+		if i /= 10; i == 0 {
+			return string(b)
+		}
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "anything", true},
+		{"user:*", "user:1", true},
+		{"user:*", "users:1", false},
+		{"u?er", "user", true},
+		{"u?er", "uer", false},
+		{"[abc]x", "bx", true},
+		{"[abc]x", "dx", false},
+		{"[^abc]x", "dx", true},
+		{"[a-c]x", "cx", true},
+		{"a\\*b", "a*b", true},
+		{"a\\*b", "axb", false},
+		{"*/1", "user/1", true},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+	} {
+		if got := globMatch(tc.p, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q): got %v; want %v", tc.p, tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if _, err := New[int](Options{Jitter: 1.5}); err == nil {
+		t.Fatal("Jitter 1.5: got nil error; want one")
+	}
+}
