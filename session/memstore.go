@@ -10,12 +10,13 @@ import (
 // MemoryStore is a Store in this process's memory: for tests, examples and
 // single-process apps. Sessions are lost on restart and not shared between
 // processes; use RedisStore or SQLStore for that. Expired records are
-// dropped when met and by Cleanup. The zero value is not ready: use
+// dropped by Cleanup, and by a sweep every 1024 new sessions. The zero value is not ready: use
 // NewMemoryStore. It is safe for concurrent use.
 type MemoryStore struct {
 	mu    sync.Mutex
 	recs  map[string]*Record
 	users map[string]map[string]struct{} // user → ids
+	made  int                            // sessions created, for the sweep
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -26,18 +27,12 @@ func NewMemoryStore() *MemoryStore {
 // Interface guard.
 var _ Store = (*MemoryStore)(nil)
 
-// live returns the record with id if it is live at now, dropping it if it
-// expired. s.mu is held.
+// live returns the record with id if it is live at now. s.mu is held.
 func (s *MemoryStore) live(id string, now time.Time) *Record {
-	r := s.recs[id]
-	if r == nil {
-		return nil
+	if r := s.recs[id]; r != nil && now.Before(r.Deadline) {
+		return r
 	}
-	if !now.Before(r.Deadline) {
-		s.drop(id)
-		return nil
-	}
-	return r
+	return nil
 }
 
 func (s *MemoryStore) drop(id string) bool {
@@ -93,6 +88,9 @@ func (s *MemoryStore) Save(_ context.Context, id string, c Change) error {
 	if c.New {
 		if s.recs[id] != nil {
 			return errIDExists
+		}
+		if s.made++; s.made%1024 == 0 {
+			s.sweep(c.Now)
 		}
 		r = &Record{Created: c.Created, Deadline: c.Deadline, Values: map[string][]byte{}}
 		s.recs[id] = r
@@ -158,6 +156,10 @@ func (s *MemoryStore) DestroyUser(_ context.Context, userID string) (int, error)
 func (s *MemoryStore) Cleanup(_ context.Context, now time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sweep(now), nil
+}
+
+func (s *MemoryStore) sweep(now time.Time) int {
 	n := 0
 	for id, r := range s.recs {
 		if !now.Before(r.Deadline) {
@@ -165,7 +167,7 @@ func (s *MemoryStore) Cleanup(_ context.Context, now time.Time) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // Len returns how many records the store holds, live or not yet dropped.
