@@ -192,6 +192,7 @@ type Cache[V any] struct {
 	pendOverflow bool
 
 	stop     context.CancelFunc
+	ps       atomic.Pointer[redis.PubSub]
 	wg       sync.WaitGroup
 	closeMu  sync.Once
 	firstSub chan struct{}
@@ -247,6 +248,9 @@ func (c *Cache[V]) Close() error {
 	c.closeMu.Do(func() {
 		if c.stop != nil {
 			c.stop()
+			if ps := c.ps.Load(); ps != nil {
+				_ = ps.Close() // a blocked receive ignores the context
+			}
 		}
 		c.wg.Wait()
 		if c.l1 != nil {

@@ -11,9 +11,9 @@ import (
 
 type fakeClock struct{ ns atomic.Int64 }
 
-func (f *fakeClock) NowNano() int64                      { return f.ns.Load() }
+func (f *fakeClock) NowNano() int64                        { return f.ns.Load() }
 func (f *fakeClock) Tick(d time.Duration) <-chan time.Time { return make(chan time.Time) }
-func (f *fakeClock) advance(d time.Duration)             { f.ns.Add(int64(d)) }
+func (f *fakeClock) advance(d time.Duration)               { f.ns.Add(int64(d)) }
 
 func counting[V any](v V, err error) (Loader[V], *atomic.Int64) {
 	var n atomic.Int64

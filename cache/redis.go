@@ -277,6 +277,11 @@ func (c *Cache[V]) listen(ctx context.Context) {
 	first := true
 	for ctx.Err() == nil {
 		ps := c.rdb.Subscribe(ctx, c.chann)
+		c.ps.Store(ps)
+		if ctx.Err() != nil { // Close ran before Store: it could not close ps
+			_ = ps.Close()
+			return
+		}
 		if c.receive(ctx, ps, &first) {
 			backoff = 10 * time.Millisecond
 		}
