@@ -214,3 +214,5 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func (c *countingStore) Len() int { return c.Store.(*MemoryStore).Len() }
