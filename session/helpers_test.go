@@ -60,7 +60,7 @@ var backends = []backend{
 	}},
 	{"sqlite", func(t *testing.T) func() Store {
 		path := filepath.Join(t.TempDir(), "sessions.db")
-		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
+		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 		return func() Store { return openSQL(t, "sqlite", dsn, "sessions") }
 	}},
 	{"postgres", func(t *testing.T) func() Store {

@@ -370,7 +370,9 @@ func (m *Manager) commit(ctx context.Context, s *Session, afterHeaders bool) (co
 		}
 		err := m.Store.Save(ctx, s.id, c)
 		if errors.Is(err, ErrNotFound) {
-			s.clearPending()
+			// Gone for good: later changes start a new session rather
+			// than retry a dead one.
+			s.reset()
 			return cookieKeep, fmt.Errorf("session: saving: the session ended before its changes were saved: %w", err)
 		}
 		if err != nil {

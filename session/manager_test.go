@@ -244,6 +244,11 @@ func TestDestroyUser(t *testing.T) {
 		if s, _ := m.Load(ctx, bob); !s.IsNew() {
 			t.Fatal("a commit resurrected a destroyed session")
 		}
+		// Later changes start a new session, not a retry of the dead one.
+		s.SetBytes("c", []byte("3"))
+		if tok, err := m.Commit(ctx, s); err != nil || tok == "" || tok == bob || s.UserID() != "" {
+			t.Fatalf("Commit after the session ended: got %q, %v, user %q; want a new anonymous session", tok, err, s.UserID())
+		}
 	})
 }
 

@@ -29,7 +29,9 @@ import (
 // Expired rows are deleted by Cleanup, which a janitor goroutine runs every
 // CleanupInterval until Close. For SQLite open the database with a busy
 // timeout and WAL, as several connections (and processes) write to it:
-// "file:PATH?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate".
+// "file:PATH?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)". Every
+// write transaction begins with a write, so it waits for SQLite's write
+// lock under the busy timeout rather than failing on a stale snapshot.
 //
 // It is safe for concurrent use.
 type SQLStore struct {
