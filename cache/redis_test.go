@@ -389,6 +389,9 @@ func helperMain(role string, args []string) int {
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
+	if role == "wbconsume" {
+		return wbConsumer(rdb, name)
+	}
 	c, err := New[string](Options{Name: name, Redis: rdb})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
