@@ -24,6 +24,10 @@ import (
 // and Get returns it (test with errors.Is) until then.
 var ErrNotFound = errors.New("cache: not found")
 
+// errNoLoader answers a Get with a nil Loader on a miss; it is ErrNotFound
+// to callers but not remembered.
+var errNoLoader = fmt.Errorf("cache: no loader: %w", ErrNotFound)
+
 // A Loader loads the value of key from the source of truth (a database, a
 // service). It returns ErrNotFound (possibly wrapped) when there is none.
 type Loader[V any] func(ctx context.Context, key string) (V, error)
@@ -265,7 +269,8 @@ func (c *Cache[V]) Close() error {
 // process share one call; with Redis, misses across the fleet share one call
 // through a lease. Redis trouble never fails a Get: it loads instead. ctx's
 // cancellation ends this caller's wait (not a load other callers share).
-// ErrNotFound from load is remembered for NotFoundTTL and returned.
+// ErrNotFound from load is remembered for NotFoundTTL and returned. A nil
+// load makes Get a lookup: a miss returns ErrNotFound, not remembered.
 func (c *Cache[V]) Get(ctx context.Context, key string, load Loader[V], opts ...Option) (V, error) {
 	if c.l1 != nil {
 		if e, ok := c.l1.GetIfPresent(key); ok {
@@ -365,6 +370,9 @@ func (c *Cache[V]) jitter(d time.Duration) time.Duration {
 }
 
 func (c *Cache[V]) callLoader(ctx context.Context, key string, load Loader[V], co callOpts) (entry[V], error) {
+	if load == nil {
+		return entry[V]{}, errNoLoader
+	}
 	c.m.loads.Add(1)
 	v, err := load(ctx, key)
 	if err != nil {

@@ -254,3 +254,14 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal("Jitter 1.5: got nil error; want one")
 	}
 }
+
+func TestNilLoaderIsLookup(t *testing.T) {
+	c, _ := New[int](Options{})
+	defer c.Close()
+	if _, err := c.Get(context.Background(), "k", nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(nil loader) on a miss: got %v; want ErrNotFound", err)
+	}
+	if _, ok := c.l1.GetIfPresent("k"); ok {
+		t.Fatal("a lookup's miss was remembered")
+	}
+}
