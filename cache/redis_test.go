@@ -283,7 +283,7 @@ func TestInvalidatePatternScanNotKeys(t *testing.T) {
 	}
 	pipe.Exec(ctx)
 	c.Set(ctx, "p:l1", "x")
-	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "10000")
+	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "50000") // 50 ms: the machine is shared; KEYS is caught by commandstats
 	rdb.SlowLogReset(ctx)
 	rdb.ConfigResetStat(ctx)
 
