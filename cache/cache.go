@@ -189,6 +189,7 @@ type Cache[V any] struct {
 	subscribed atomic.Bool  // the invalidation channel is up
 	downUntil  atomic.Int64 // unix nanos: skip Redis until then
 	down       atomic.Bool  // Redis is failing (logged once per outage)
+	warned     atomic.Int64 // unix nanos of the last outage warning
 	token      atomic.Uint64
 
 	pmu          sync.Mutex

@@ -81,7 +81,9 @@ func (c *Cache[V]) redisErr(ctx context.Context, err error) {
 	}
 	c.m.redisErrors.Add(1)
 	c.downUntil.Store(time.Now().Add(c.o.RetryAfter).UnixNano())
-	if !c.down.Swap(true) {
+	// Once per outage: a flap (stale pooled connections failing one by one
+	// after a restart) within a minute of the last warning is the same one.
+	if !c.down.Swap(true) && time.Since(time.Unix(0, c.warned.Swap(time.Now().UnixNano()))) > time.Minute {
 		c.o.Logger.Warn("cache: redis unreachable; reads go to the loader", "cache", c.o.Name, "err", err)
 	}
 }
