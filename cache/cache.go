@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 )
@@ -220,6 +221,7 @@ func New[V any](o Options) (*Cache[V], error) {
 	if o.LocalTTL > 0 {
 		oo := &otter.Options[string, entry[V]]{
 			Clock:            o.clock,
+			StatsRecorder:    stats.NewCounter(),
 			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration { return e.Value.ttl }),
 		}
 		if o.MaxBytes > 0 {
@@ -275,14 +277,12 @@ func (c *Cache[V]) Close() error {
 func (c *Cache[V]) Get(ctx context.Context, key string, load Loader[V], opts ...Option) (V, error) {
 	if c.l1 != nil {
 		if e, ok := c.l1.GetIfPresent(key); ok {
-			c.m.hitL1.Add(1)
 			if e.neg {
 				var zero V
 				return zero, ErrNotFound
 			}
 			return e.v, nil
 		}
-		c.m.missL1.Add(1)
 	}
 	return c.getSlow(ctx, key, load, opts)
 }
