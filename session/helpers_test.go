@@ -50,25 +50,25 @@ func randHex(n int) string {
 // database connection pool) of the same data.
 type backend struct {
 	name string
-	open func(t *testing.T) func() Store
+	open func(t testing.TB) func() Store
 }
 
 var backends = []backend{
-	{"memory", func(t *testing.T) func() Store {
+	{"memory", func(t testing.TB) func() Store {
 		s := NewMemoryStore()
 		return func() Store { return s }
 	}},
-	{"sqlite", func(t *testing.T) func() Store {
+	{"sqlite", func(t testing.TB) func() Store {
 		path := filepath.Join(t.TempDir(), "sessions.db")
 		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 		return func() Store { return openSQL(t, "sqlite", dsn, "sessions") }
 	}},
-	{"postgres", func(t *testing.T) func() Store {
+	{"postgres", func(t testing.TB) func() Store {
 		dsn := testPostgres(t)
 		table := "s_" + randHex(6)
 		return func() Store { return openSQL(t, "pgx", dsn, table) }
 	}},
-	{"redis", func(t *testing.T) func() Store {
+	{"redis", func(t testing.TB) func() Store {
 		url := testenv.Redis(t)
 		prefix := "herdtest:session:" + randHex(6) + ":"
 		t.Cleanup(func() { flushPrefix(t, url, prefix) })
@@ -76,7 +76,7 @@ var backends = []backend{
 	}},
 }
 
-func openSQL(t *testing.T, driver, dsn, table string) *SQLStore {
+func openSQL(t testing.TB, driver, dsn, table string) *SQLStore {
 	t.Helper()
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
@@ -93,7 +93,7 @@ func openSQL(t *testing.T, driver, dsn, table string) *SQLStore {
 	return s
 }
 
-func redisClient(t *testing.T, u string) *redis.Client {
+func redisClient(t testing.TB, u string) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(u)
 	if err != nil {
@@ -104,7 +104,7 @@ func redisClient(t *testing.T, u string) *redis.Client {
 	return c
 }
 
-func flushPrefix(t *testing.T, u, prefix string) {
+func flushPrefix(t testing.TB, u, prefix string) {
 	c := redisClient(t, u)
 	ctx := context.Background()
 	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
@@ -122,7 +122,7 @@ var pg struct {
 	err        error
 }
 
-func testPostgres(t *testing.T) string {
+func testPostgres(t testing.TB) string {
 	t.Helper()
 	base := testenv.Postgres(t)
 	pg.once.Do(func() {
