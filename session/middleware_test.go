@@ -274,3 +274,38 @@ func TestNoSession(t *testing.T) {
 		t.Errorf("Remove: got %v; want ErrNoSession", err)
 	}
 }
+
+// TestMiddlewareLateTokenChange: a renewal after the headers went cannot
+// reach the client; it is logged, and the 103 before the real answer does
+// not commit the session early.
+func TestMiddlewareLateTokenChange(t *testing.T) {
+	var logged strings.Builder
+	m := &Manager{Store: NewMemoryStore(), Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	mux := http.NewServeMux()
+	mux.Handle("/", shopHandler())
+	mux.HandleFunc("/late-renew", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "body first")
+		FromContext(r.Context()).Renew(r.Context())
+	})
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		Put(r.Context(), "cart", "after-hints")
+	})
+	srv := httptest.NewServer(m.LoadAndSave(mux))
+	defer srv.Close()
+	c := tclient{t, srv}
+	_, _, ck, _ := c.get("/hints", "")
+	if ck == nil {
+		t.Fatal("a Put after a 103: got no cookie; want one")
+	}
+	if _, body, _, _ := c.get("/get", ck.Value); body != "after-hints" {
+		t.Fatalf("/get: got %q; want after-hints", body)
+	}
+	if _, _, got, _ := c.get("/late-renew", ck.Value); got != nil {
+		t.Fatalf("a renewal after the headers: got cookie %v; want none (too late)", got)
+	}
+	if !strings.Contains(logged.String(), "headers were already sent") {
+		t.Errorf("log: got %q; want the late renewal reported", logged.String())
+	}
+}
