@@ -17,7 +17,6 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/maypok86/otter/v2/stats"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 )
 
 // ErrNotFound is what a Loader returns when the source has no value for the
@@ -178,7 +177,7 @@ type Cache[V any] struct {
 	o     Options
 	l1    *otter.Cache[string, entry[V]]
 	rdb   redis.UniversalClient
-	sf    singleflight.Group
+	sf    flight[entry[V]]
 	seed  maphash.Seed
 	id    string
 	chann string
@@ -273,9 +272,11 @@ func (c *Cache[V]) Close() error {
 
 // Get returns the value of key: from L1, else from Redis, else from load,
 // filling each level on the way back. Concurrent misses of one key in this
-// process share one call; with Redis, misses across the fleet share one call
-// through a lease. Redis trouble never fails a Get: it loads instead. ctx's
-// cancellation ends this caller's wait (not a load other callers share).
+// process share one call (run by the first caller, under its context); with
+// Redis, misses across the fleet share one call through a lease. Redis
+// trouble never fails a Get: it loads instead. ctx's cancellation ends this
+// caller's wait; a caller waiting on another's load that was cancelled loads
+// again under its own context.
 // ErrNotFound from load is remembered for NotFoundTTL and returned. A nil
 // load makes Get a lookup: a miss returns ErrNotFound, not remembered.
 func (c *Cache[V]) Get(ctx context.Context, key string, load Loader[V], opts ...Option) (V, error) {
@@ -296,17 +297,9 @@ func (c *Cache[V]) getSlow(ctx context.Context, key string, load Loader[V], opts
 	for _, f := range opts {
 		f(&co)
 	}
-	// The shared load outlives any one caller's cancellation but keeps its
-	// deadline and values.
-	lctx := context.WithoutCancel(ctx)
-	ch := c.sf.DoChan(key, func() (any, error) {
-		if d, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			lctx, cancel = context.WithDeadline(lctx, d)
-			defer cancel()
-		}
+	e, err := c.sf.do(ctx, key, func(ctx context.Context) (entry[V], error) {
 		snap := c.snapshot(key)
-		e, err := c.fetch(lctx, key, load, co)
+		e, err := c.fetch(ctx, key, load, co)
 		if err != nil {
 			return e, err
 		}
@@ -314,19 +307,13 @@ func (c *Cache[V]) getSlow(ctx context.Context, key string, load Loader[V], opts
 		return e, nil
 	})
 	var zero V
-	select {
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	case r := <-ch:
-		if r.Err != nil {
-			return zero, r.Err
-		}
-		e := r.Val.(entry[V])
-		if e.neg {
-			return zero, ErrNotFound
-		}
-		return e.v, nil
+	if err != nil {
+		return zero, err
 	}
+	if e.neg {
+		return zero, ErrNotFound
+	}
+	return e.v, nil
 }
 
 type snap struct{ ver, epoch uint64 }

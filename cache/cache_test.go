@@ -265,3 +265,39 @@ func TestNilLoaderIsLookup(t *testing.T) {
 		t.Fatal("a lookup's miss was remembered")
 	}
 }
+
+func TestFlightContexts(t *testing.T) {
+	var f flight[int]
+	inLeader, release := make(chan struct{}), make(chan struct{})
+	lctx, lcancel := context.WithCancel(context.Background())
+	leaderDone := make(chan error)
+	go func() {
+		_, err := f.do(lctx, "k", func(ctx context.Context) (int, error) {
+			close(inLeader)
+			<-release
+			return 0, ctx.Err()
+		})
+		leaderDone <- err
+	}()
+	<-inLeader
+	// A waiter stops waiting when its own context ends.
+	wctx, wcancel := context.WithCancel(context.Background())
+	wcancel()
+	if _, err := f.do(wctx, "k", func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: got %v; want context.Canceled", err)
+	}
+	// A waiter whose leader was cancelled loads again under its own context.
+	got := make(chan int)
+	go func() {
+		v, _ := f.do(context.Background(), "k", func(context.Context) (int, error) { return 2, nil })
+		got <- v
+	}()
+	lcancel()
+	close(release)
+	if err := <-leaderDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("leader: got %v; want context.Canceled", err)
+	}
+	if v := <-got; v != 2 {
+		t.Fatalf("waiter after a cancelled leader: got %d; want 2 (its own load)", v)
+	}
+}

@@ -1,0 +1,60 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// flight is single flight per key, run on the first caller's goroutine.
+// x/sync/singleflight's DoChan would let each caller stop waiting on its own
+// context, but it runs the call on a new goroutine, and the two hand-offs
+// made an L2 hit 2.7x a raw GET on this 2-core machine (bench/cache). Here
+// the leader calls fn inline and waiters select on their own context; a
+// waiter whose leader failed only because the leader's context ended tries
+// again with its own.
+type flight[T any] struct {
+	mu sync.Mutex
+	m  map[string]*call[T]
+}
+
+type call[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+}
+
+func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context) (T, error)) (T, error) {
+	for {
+		f.mu.Lock()
+		if f.m == nil {
+			f.m = map[string]*call[T]{}
+		}
+		if c, ok := f.m[key]; ok {
+			f.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				var zero T
+				return zero, ctx.Err()
+			case <-c.done:
+			}
+			if c.err != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+				continue // the leader's context ended, not ours
+			}
+			return c.val, c.err
+		}
+		c := &call[T]{done: make(chan struct{})}
+		f.m[key] = c
+		f.mu.Unlock()
+		func() {
+			defer func() {
+				f.mu.Lock()
+				delete(f.m, key)
+				f.mu.Unlock()
+				close(c.done)
+			}()
+			c.val, c.err = fn(ctx)
+		}()
+		return c.val, c.err
+	}
+}
