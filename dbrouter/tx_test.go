@@ -132,7 +132,7 @@ func TestTxRetriesDeadlock(t *testing.T) {
 // TestTxRollsBack: an error or a panic in fn rolls back; a plain error is
 // not retried; a panic goes on.
 func TestTxRollsBack(t *testing.T) {
-	e := newEnv(t, false, nil)
+	e := newEnv(t, false, func(c *Config) { c.Pool.MaxConns = 1 })
 	ctx := ctxT(t)
 	boom := errors.New("boom")
 	attempts := 0
@@ -145,6 +145,10 @@ func TestTxRollsBack(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || attempts != 1 {
 		t.Fatalf("Tx = %v after %d attempts; want boom after 1", err, attempts)
+	}
+	var pidBefore, pidAfter int32
+	if err := e.r.QueryRow(ctx, "select pg_backend_pid()").Scan(&pidBefore); err != nil {
+		t.Fatal(err)
 	}
 	func() {
 		defer func() {
@@ -159,6 +163,15 @@ func TestTxRollsBack(t *testing.T) {
 			panic("kaboom")
 		})
 	}()
+	// Rolled back, the connection is kept (a connection left in a
+	// transaction would be closed by the pool).
+	eventually(t, "no connection in use after the panic", func() bool { return e.r.Primary().Stat().Acquired == 0 })
+	if err := e.r.QueryRow(ctx, "select pg_backend_pid()").Scan(&pidAfter); err != nil {
+		t.Fatal(err)
+	}
+	if pidAfter != pidBefore {
+		t.Fatalf("backend after the panic = %d; want %d, the same connection, rolled back and kept", pidAfter, pidBefore)
+	}
 	if got := count(t, e.r, ctx, 1) + count(t, e.r, ctx, 2); got != 0 {
 		t.Fatalf("rows after an error and a panic = %d; want 0 (rolled back)", got)
 	}
