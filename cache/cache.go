@@ -95,6 +95,10 @@ type Options struct {
 	// HealthInterval: the invalidation channel is pinged after this much
 	// silence and counted dead after twice. Default 1 s.
 	HealthInterval time.Duration
+	// NoL1Stats turns off counting of L1 hits and misses (Stats and the
+	// collector then report 0 for them): it saves otter's per-P counter on
+	// every hit, about a fifth of a hit's time (bench/cache).
+	NoL1Stats bool
 	// Logger gets one line when Redis becomes unreachable and one when it is
 	// back. Default slog.Default().
 	Logger *slog.Logger
@@ -224,8 +228,10 @@ func New[V any](o Options) (*Cache[V], error) {
 	if o.LocalTTL > 0 {
 		oo := &otter.Options[string, entry[V]]{
 			Clock:            o.clock,
-			StatsRecorder:    stats.NewCounter(),
 			ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration { return e.Value.ttl }),
+		}
+		if !o.NoL1Stats {
+			oo.StatsRecorder = stats.NewCounter()
 		}
 		if o.MaxBytes > 0 {
 			oo.MaximumWeight = o.MaxBytes

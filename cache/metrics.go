@@ -37,8 +37,10 @@ func (c *Cache[V]) Stats() Stats {
 	if c.l1 != nil {
 		// otter's own counters: striped per P, so the hit path stays as
 		// fast as otter's Get in parallel (one shared atomic cost 1.7x).
-		os := c.l1.Stats()
-		s.HitsL1, s.MissesL1 = os.Hits, os.Misses
+		if c.l1.IsRecordingStats() {
+			os := c.l1.Stats()
+			s.HitsL1, s.MissesL1 = os.Hits, os.Misses
+		}
 		s.L1Entries = c.l1.EstimatedSize()
 		if c.l1.IsWeighted() {
 			s.L1Weight = c.l1.WeightedSize()
