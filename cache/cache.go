@@ -340,6 +340,12 @@ func (c *Cache[V]) fillL1(key string, e entry[V], s snap) {
 	if c.l1 == nil || e.noL1 {
 		return
 	}
+	if c.o.MaxBytes > 0 && e.size == 0 {
+		// Loaded without Redis: weigh it by its encoded size all the same.
+		if b, err := c.encode(e); err == nil {
+			e.size = uint32(len(b))
+		}
+	}
 	e.ttl = c.localTTL(e)
 	c.l1.Compute(key, func(old entry[V], found bool) (entry[V], otter.ComputeOp) {
 		if c.stripe(key).Load() != s.ver || c.epoch.Load() != s.epoch {

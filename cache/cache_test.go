@@ -3,10 +3,13 @@ package cache
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type fakeClock struct{ ns atomic.Int64 }
@@ -299,5 +302,38 @@ func TestFlightContexts(t *testing.T) {
 	}
 	if v := <-got; v != 2 {
 		t.Fatalf("waiter after a cancelled leader: got %d; want 2 (its own load)", v)
+	}
+}
+
+func TestMaxBytesWeighsLoadedValues(t *testing.T) {
+	c, _ := New[string](Options{MaxBytes: 64 << 10})
+	defer c.Close()
+	big := string(make([]byte, 1000))
+	for i := 0; i < 1000; i++ {
+		c.Get(context.Background(), itoa(i), func(context.Context, string) (string, error) { return big, nil })
+	}
+	c.l1.CleanUp()
+	if n := c.Stats().L1Entries; n > 64<<10/1000 {
+		t.Fatalf("L1 entries of 1000-byte loaded values under 64 KiB: got %d; want <= %d", n, 64<<10/1000)
+	}
+}
+
+func TestCollector(t *testing.T) {
+	c, _ := New[int](Options{Name: "metrics"})
+	defer c.Close()
+	load, _ := counting(1, nil)
+	c.Get(context.Background(), "k", load)
+	c.Get(context.Background(), "k", load)
+	want := `
+# HELP herd_cache_loads_total Loader calls.
+# TYPE herd_cache_loads_total counter
+herd_cache_loads_total{cache="metrics"} 1
+# HELP herd_cache_hits_total Cache hits by level.
+# TYPE herd_cache_hits_total counter
+herd_cache_hits_total{cache="metrics",level="l1"} 1
+herd_cache_hits_total{cache="metrics",level="l2"} 0
+`
+	if err := testutil.CollectAndCompare(c.Collector(), strings.NewReader(want), "herd_cache_loads_total", "herd_cache_hits_total"); err != nil {
+		t.Fatal(err)
 	}
 }
