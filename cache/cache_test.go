@@ -119,7 +119,7 @@ func TestSingleFlight(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var started sync.WaitGroup
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 100; i++ { // one leads, 99 wait
 		wg.Add(1)
 		started.Add(1)
 		go func() {
@@ -131,7 +131,7 @@ func TestSingleFlight(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	time.Sleep(10 * time.Millisecond) // let them all reach the flight; the count below holds either way
+	waitFor(t, "99 callers waiting on the first one's load", 5*time.Second, func() bool { return c.sf.waiting("k") == 99 })
 	close(release)
 	wg.Wait()
 	if got := n.Load(); got != 1 {
@@ -295,6 +295,8 @@ func TestFlightContexts(t *testing.T) {
 		v, _ := f.do(context.Background(), "k", func(context.Context) (int, error) { return 2, nil })
 		got <- v
 	}()
+	// The cancelled waiter counted too: wait for the second.
+	waitFor(t, "the waiter to join the leader's call", 5*time.Second, func() bool { return f.waiting("k") == 2 })
 	lcancel()
 	close(release)
 	if err := <-leaderDone; !errors.Is(err, context.Canceled) {

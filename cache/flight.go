@@ -19,9 +19,20 @@ type flight[T any] struct {
 }
 
 type call[T any] struct {
-	done chan struct{}
-	val  T
-	err  error
+	waiters int // under flight.mu; read by tests
+	done    chan struct{}
+	val     T
+	err     error
+}
+
+// waiting says how many callers wait on key's call (for tests).
+func (f *flight[T]) waiting(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.m[key]; ok {
+		return c.waiters
+	}
+	return 0
 }
 
 func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context) (T, error)) (T, error) {
@@ -31,6 +42,7 @@ func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context)
 			f.m = map[string]*call[T]{}
 		}
 		if c, ok := f.m[key]; ok {
+			c.waiters++
 			f.mu.Unlock()
 			select {
 			case <-ctx.Done():

@@ -114,7 +114,7 @@ func child(lib, url, name string, g int) {
 				return v
 			}
 			v := load()
-			rdb.SetEx(ctx, name+":cold", v, time.Hour)
+			rdb.Set(ctx, name+":cold", v, time.Hour) // SETEX
 			return v
 		}
 	}
