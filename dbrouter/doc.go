@@ -9,8 +9,8 @@
 // Each server has a Pool (a pgxpool.Pool) with the seed's settings as
 // defaults: 20 connections at most, 5 kept open, idle ones closed after
 // 30 s, 10 s to connect, a connection closed after 7,500 uses (pgxpool
-// has no such option; Pool counts uses and drops the connection on its
-// release) or after an hour. Statements slower than a second are logged
+// has no such option; Pool counts uses and closes the connection when
+// it would be handed out once more) or after an hour. Statements slower than a second are logged
 // with their SQL (never the arguments), duration and server. Pool.Stat
 // gives the seed's total, idle and waiting counts and more, and a Router
 // is a prometheus.Collector for every pool and replica.
