@@ -6,6 +6,8 @@
 #
 #   bash bench/run.sh                 # ROUNDS=5 DURATION=10s CONNS=64
 #   ROUNDS=3 PEERS="nginx" bash bench/run.sh
+#   BASE=b24093c PEERS=nginx bash bench/run.sh   # also herd built from a
+#                                     # commit, as herd-base, for an A/B
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo /root/go)/bin:$PATH"
@@ -23,6 +25,11 @@ trap cleanup EXIT
 
 go build -o "$RUN/herd" ./cmd/herd
 go build -o "$RUN/backend" ./bench/backend
+if [ -n "${BASE:-}" ]; then
+	mkdir "$RUN/base-src"
+	git archive "$BASE" | tar -x -C "$RUN/base-src"
+	(cd "$RUN/base-src" && go build -o "$RUN/herd-base-bin" ./cmd/herd)
+fi
 
 B1=$(freeport); B2=$(freeport)
 "$RUN/backend" "$B1" & PIDS+=($!)
@@ -34,7 +41,7 @@ declare -A PORT PROCPID
 # own two instances of the same backend, its defaults (access log on), the
 # route's extra lines and extra top-level lines.
 start_herd() {
-	local name=$1 extra=${2:-} top=${3:-}
+	local name=$1 extra=${2:-} top=${3:-} bin=${4:-$RUN/herd}
 	PORT[$name]=$(freeport)
 	mkdir -p "$RUN/t-$name"
 	cat >"$RUN/t-$name/herd.yaml" <<YAML
@@ -51,7 +58,7 @@ routes:
 $extra
 $top
 YAML
-	"$RUN/herd" up -f "$RUN/t-$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
+	"$bin" up -f "$RUN/t-$name/herd.yaml" >"$RUN/$name.log" 2>&1 & PIDS+=($!); PROCPID[$name]=$!
 	waitport "${PORT[$name]}"
 }
 start_herd herd
@@ -66,6 +73,10 @@ start_herd herd-rl "    rate_limit:
 start_herd herd-nolog "" "access_log: {format: off}"
 
 TARGETS="direct herd herd-rl herd-nolog"
+if [ -n "${BASE:-}" ]; then
+	start_herd herd-base "" "" "$RUN/herd-base-bin"
+	TARGETS="$TARGETS herd-base"
+fi
 PORT[direct]=$B1
 for peer in $PEERS; do
 	PORT[$peer]=$(freeport)
