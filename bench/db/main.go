@@ -373,4 +373,3 @@ func stale(ctx context.Context) {
 		w.close()
 	}
 }
-
