@@ -3,9 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/herdhq/herd/internal/testenv"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,10 +109,7 @@ func startGETs(url string) *load {
 }
 
 func TestSharedSocketNodeUnmodified(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
+	node := testenv.Tool(t, "node")
 	shared := freeAddr(t)
 	script, _ := filepath.Abs("testdata/node/server.js")
 	h := startHerd(t, fmt.Sprintf(`

@@ -2,8 +2,8 @@ package pm2import
 
 import (
 	"encoding/json"
+	"github.com/herdhq/herd/internal/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -216,9 +216,7 @@ func TestWorkersAndPorts(t *testing.T) {
 // merge_logs, log_date_format and wait_ready loads into the config herd
 // runs, with those meanings.
 func TestConvertedLoads(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed; the converted config names it")
-	}
+	testenv.Tool(t, "node") // the converted config names it
 	res, err := Convert([]byte(`{"apps": [
 		{"name": "web", "script": "web.js", "instances": -1, "exec_mode": "cluster", "env": {"PORT": 3000},
 		 "merge_logs": true, "log_date_format": "YYYY-MM-DD HH:mm Z", "wait_ready": true},

@@ -2,8 +2,8 @@ package pm2import
 
 import (
 	"context"
+	"github.com/herdhq/herd/internal/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,9 +92,7 @@ func TestConvert(t *testing.T) {
 
 	// The result is a valid herd.yaml, given the programs exist.
 	for _, prog := range []string{"node", "python3"} {
-		if _, err := exec.LookPath(prog); err != nil {
-			t.Skipf("%s is not installed; cannot validate the converted config", prog)
-		}
+		testenv.Tool(t, prog)
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "herd.yaml")
@@ -130,9 +128,7 @@ func TestConvertRejects(t *testing.T) {
 }
 
 func TestLoadJavaScriptWithNode(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
+	testenv.Tool(t, "node")
 	data, err := Load(context.Background(), "testdata/ecosystem.config.js")
 	if err != nil {
 		t.Fatal(err)

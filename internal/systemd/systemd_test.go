@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"github.com/herdhq/herd/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -31,10 +32,7 @@ func TestUnit(t *testing.T) {
 // TestUnitVerifies runs systemd-analyze verify on a unit for real files,
 // where systemd-analyze is installed.
 func TestUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze is not installed (Debian package systemd)")
-	}
+	analyze := testenv.Tool(t, "systemd-analyze") // Debian package systemd
 	dir := t.TempDir()
 	herd, _ := exec.LookPath("true")
 	cfg := filepath.Join(dir, "herd.yaml")
