@@ -153,7 +153,7 @@ func (ex *exchange) serve() bool {
 func (ex *exchange) proxy() bool {
 	rt, c := ex.rt, ex.c
 	req := &c.req
-	retry := rt.Retry.withDefaults()
+	retry := &rt.Retry
 	idem := idempotentMethod(bytesString(req.Method)) || h1.Get(req.Fields, "Idempotency-Key") != nil
 	key := ex.hashKey()
 	tried := c.tried[:0]

@@ -9,7 +9,8 @@ import (
 
 // upstreamPool keeps the fast path's idle connections to the instances of
 // one pool, by address: at most Keepalive per instance, each closed once
-// idle for KeepaliveTimeout, as NGINX's upstream keepalive. The most
+// idle for KeepaliveTimeout, as NGINX's upstream keepalive (none when
+// either is zero; see TransportOptions). The most
 // recently used connection goes out first, so the others age out when
 // traffic drops.
 type upstreamPool struct {
@@ -33,15 +34,6 @@ type upstreamConn struct {
 }
 
 func newUpstreamPool(o TransportOptions) *upstreamPool {
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 3 * time.Second
-	}
-	if o.Keepalive <= 0 {
-		o.Keepalive = 256
-	}
-	if o.KeepaliveTimeout <= 0 {
-		o.KeepaliveTimeout = 4 * time.Second
-	}
 	return &upstreamPool{
 		opts:   o,
 		dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
@@ -80,7 +72,7 @@ func (p *upstreamPool) dial(ctx context.Context, addr string) (*upstreamConn, er
 // put keeps c for reuse, or closes it when the instance has enough idle
 // connections or c has carried keepalive_requests.
 func (p *upstreamPool) put(c *upstreamConn) {
-	if p.opts.KeepaliveRequests > 0 && c.uses >= p.opts.KeepaliveRequests {
+	if !p.opts.keepsIdle() || p.opts.KeepaliveRequests > 0 && c.uses >= p.opts.KeepaliveRequests {
 		c.Close()
 		return
 	}

@@ -22,7 +22,7 @@ func TestMalformedRequestsNeverReachAnInstance(t *testing.T) {
 	defer app.Close()
 	pool := balance.NewPool("web", 1, time.Minute)
 	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
-	h, err := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, MaxBody: 1 << 20}}})
+	h, err := testNew(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, MaxBody: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestContentLengthWithChunked(t *testing.T) {
 	defer app.Close()
 	pool := balance.NewPool("web", 1, time.Minute)
 	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
-	h, _ := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
+	h, _ := testNew(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
 	front := newFront(t, h, nil)
 	conn, err := net.Dial("tcp", front.Listener.Addr().String())
 	if err != nil {
@@ -119,7 +119,7 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add("/static/%2e%2e/etc", "Host", "a:b:c", "")
 	f.Add("//", "X-Request-Id", "\x00", "a=b; c")
 	pool := balance.NewPool("web", 1, time.Minute)
-	h, err := New(Options{
+	h, err := testNew(Options{
 		Routes: []Route{
 			{Path: "/", App: "web", Pool: pool, Policy: balance.Rendezvous{}, HashKey: "cookie:sid", QueueTimeout: time.Nanosecond, StickyCookie: "s"},
 			{Path: "/api", App: "web", Pool: pool, Policy: &balance.LeastConn{}, HashKey: "header:X-User", QueueTimeout: time.Nanosecond},

@@ -36,7 +36,8 @@ type Route struct {
 	Pool *balance.Pool
 	// Policy picks among them.
 	Policy balance.Policy
-	// QueueTimeout bounds the wait for a ready instance. Zero means 5s.
+	// QueueTimeout bounds the wait for a ready instance; zero: no wait, a
+	// 503 at once when none is ready. (herd's config defaults it to 5s.)
 	QueueTimeout time.Duration
 	// HashKey says what a KeyPolicy hashes: "ip" (also ip_hash's),
 	// "header:NAME", "cookie:NAME", "query:NAME" or "path".
@@ -72,7 +73,8 @@ type Route struct {
 	Compress *Compression
 	// Headers edit the route's responses.
 	Headers HeaderRules
-	// MaxBody bounds request bodies; a larger one gets 413. Zero: no bound.
+	// MaxBody bounds request bodies; a larger one gets 413. Zero: no
+	// bound. (herd's config defaults it to 10 MiB.)
 	MaxBody int64
 }
 
@@ -253,9 +255,6 @@ func New(opts Options) (*Handler, error) {
 // transport, and its fast-path connections when upstreams is not nil (the
 // fast path serves top-level routes only).
 func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper, upstreams map[*balance.Pool]*upstreamPool) (*route, error) {
-	if r.QueueTimeout <= 0 {
-		r.QueueTimeout = 5 * time.Second
-	}
 	base, ok := transports[r.Pool]
 	if !ok {
 		base = newTransport(r.Transport)

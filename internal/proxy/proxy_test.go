@@ -39,7 +39,7 @@ func setup(t *testing.T, opts Options, handlers ...http.Handler) (string, *balan
 	if opts.Routes == nil {
 		opts.Routes = []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, QueueTimeout: 200 * time.Millisecond}}
 	}
-	h, err := New(opts)
+	h, err := testNew(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestFastPathShutdownWaitsForRequests(t *testing.T) {
 	defer app.Close()
 	pool := balance.NewPool("web", 1, time.Minute)
 	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://")})
-	h, _ := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
+	h, _ := testNew(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}}}})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	srv := &Server{Handler: func() *Handler { return h }, Fallback: &http.Server{Handler: h}}
 	go srv.Serve(ln)
@@ -186,7 +186,7 @@ func frontTo(t *testing.T, addr string, tr TransportOptions, configure func(*htt
 	t.Helper()
 	pool := balance.NewPool("web", 1, time.Minute)
 	pool.Add(&balance.Backend{Addr: addr, App: "web"})
-	h, err := New(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, Transport: tr}}})
+	h, err := testNew(Options{Routes: []Route{{Path: "/", App: "web", Pool: pool, Policy: &balance.RoundRobin{}, Transport: tr}}})
 	if err != nil {
 		t.Fatal(err)
 	}

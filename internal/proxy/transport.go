@@ -17,32 +17,40 @@ import (
 	"github.com/herdhq/herd/internal/balance"
 )
 
-// TransportOptions tune the connections to one pool. Zero fields take the
-// defaults in brackets.
+// TransportOptions tune the connections to one pool, on both paths. They
+// are taken as given: herd's config fills in its defaults
+// (internal/config, ProxyOptions), and a zero field means what its comment
+// says, not a default.
 type TransportOptions struct {
-	ConnectTimeout   time.Duration // [3s]
-	ReadTimeout      time.Duration // between two reads of a response; [none]
-	SendTimeout      time.Duration // between two writes of a request; [none]
-	Keepalive        int           // idle connections per instance [256]
-	KeepaliveTimeout time.Duration // [4s], below Node's 5 s keep-alive
-	H2C              bool          // HTTP/2 without TLS to the backends
+	// ConnectTimeout bounds a connect to an instance; zero leaves it to
+	// the operating system.
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the wait between two reads of a response
+	// (NGINX's proxy_read_timeout); zero: no bound.
+	ReadTimeout time.Duration
+	// SendTimeout bounds the wait between two writes of a request
+	// (proxy_send_timeout); zero: no bound.
+	SendTimeout time.Duration
+	// Keepalive is how many idle connections are kept per instance, each
+	// for at most KeepaliveTimeout, which should stay below the
+	// instance's own keep-alive (Node's is 5 s). When either is zero,
+	// no connection is kept idle: each request opens a new one.
+	Keepalive        int
+	KeepaliveTimeout time.Duration
+	// H2C speaks HTTP/2 without TLS to the instances (net/http path only).
+	H2C bool
 	// KeepaliveRequests closes a connection after this many requests, as
 	// NGINX's keepalive_requests: the last one goes with Connection: close.
-	// [0: no limit]. Not with H2C, whose streams share one connection.
+	// Zero: no limit. Not with H2C, whose streams share one connection.
 	KeepaliveRequests int
 }
 
-// newTransport returns the connection pool to one app's instances.
+// keepsIdle reports whether idle connections are kept at all.
+func (o *TransportOptions) keepsIdle() bool { return o.Keepalive > 0 && o.KeepaliveTimeout > 0 }
+
+// newTransport returns the net/http path's connection pool to one pool's
+// instances.
 func newTransport(o TransportOptions) *http.Transport {
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 3 * time.Second
-	}
-	if o.Keepalive <= 0 {
-		o.Keepalive = 256
-	}
-	if o.KeepaliveTimeout <= 0 {
-		o.KeepaliveTimeout = 4 * time.Second
-	}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
 	if o.ReadTimeout > 0 || o.SendTimeout > 0 || o.KeepaliveRequests > 0 {
@@ -60,13 +68,17 @@ func newTransport(o TransportOptions) *http.Transport {
 			return c, nil
 		}
 	}
+	idlePerHost := o.Keepalive
+	if !o.keepsIdle() {
+		idlePerHost = -1 // none: zero would mean net/http's 2
+	}
 	t := &http.Transport{
 		Proxy:       nil, // never through an environment proxy: instances are local
 		DialContext: dial,
 		// Sized for concurrency, not Go's default of 2 per host, which
 		// exhausts ephemeral ports under load.
 		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: o.Keepalive,
+		MaxIdleConnsPerHost: idlePerHost,
 		// Below the backend's keep-alive, so herd never reuses a connection
 		// that the instance is closing.
 		IdleConnTimeout:       o.KeepaliveTimeout,
@@ -138,7 +150,7 @@ type pickTransport struct {
 func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	pool := t.route.Pool
-	retry := t.route.Retry.withDefaults()
+	retry := &t.route.Retry
 	var body *trackedBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &trackedBody{ReadCloser: req.Body}
@@ -210,21 +222,15 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // RetryPolicy says when a request is tried on another instance (NGINX's
-// proxy_next_upstream). The zero value tries twice on connection errors.
+// proxy_next_upstream). It is taken as given: herd's config defaults to 2
+// tries on error and timeout; the zero value tries once.
 type RetryPolicy struct {
-	Tries         int           // instances to try in all; 0 means 2
+	Tries         int           // instances to try in all; 0 or 1: one, no retry
 	Timeout       time.Duration // bound on the time spent trying; 0: none
 	OnError       bool          // a reset or closed connection before any response byte
 	OnTimeout     bool          // a connect or read timeout
 	OnStatus      []int         // 502, 503, 504, 429
 	NonIdempotent bool          // retry POST and PATCH too (a refused connection always is)
-}
-
-func (r RetryPolicy) withDefaults() RetryPolicy {
-	if r.Tries == 0 {
-		r.Tries, r.OnError = 2, true
-	}
-	return r
 }
 
 func (r RetryPolicy) onStatus(code int) bool { return slices.Contains(r.OnStatus, code) }
