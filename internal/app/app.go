@@ -115,9 +115,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		defer logs.Close()
 	}
 
-	pools := make(map[string]*balance.Pool, len(cfg.Apps)) // upstreams' come with the frontend
+	// Apps that serve (every ready: but process) get a pool; upstreams'
+	// come with the frontend. A worker has no pool, so no route, gateway
+	// service or registry entry ever sends to it.
+	pools := make(map[string]*balance.Pool, len(cfg.Apps))
 	weights := map[string]int{}
 	for _, a := range cfg.Apps {
+		if a.Ready.Process {
+			continue
+		}
 		pools[a.Name] = balance.NewPool(a.Name, a.MaxFails, time.Duration(a.FailTimeout))
 		weights[a.Name] = a.Weight
 	}
@@ -125,8 +131,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	var reg *registry.Registry
 	sup := supervisor.New(cfg, supervisor.Hooks{
 		Ready: func(in supervisor.Instance) {
-			pools[in.App].Add(live.add(in))
-			reg.Wake()
+			if pool := pools[in.App]; pool != nil {
+				pool.Add(live.add(in))
+				reg.Wake()
+			}
 		},
 		Drain: func(ctx context.Context, in supervisor.Instance) {
 			if b := live.get(in.ID); b != nil {
@@ -136,8 +144,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Gone: func(in supervisor.Instance) {
 			if b := live.remove(in.ID); b != nil {
 				pools[in.App].Remove(b)
+				reg.Wake()
 			}
-			reg.Wake()
 		},
 	}, log, logs.Writer)
 	sup.Listeners = shared

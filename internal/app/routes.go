@@ -381,18 +381,24 @@ func retryPolicy(r config.Retry) proxy.RetryPolicy {
 // the registered services.
 func (f *frontend) services(apps []supervisor.AppStatus, reg *registry.Registry) []registry.ServiceStatus {
 	var out []registry.ServiceStatus
+	served, upstreams := f.localPools()
 	for _, a := range apps {
-		s := registry.ServiceStatus{Name: a.Name, Kind: "app", Instances: []registry.InstanceStatus{}}
+		// A worker (ready: process) is listed for /health, with no URL: it
+		// serves nothing.
+		kind := "app"
+		if served[a.Name] == nil {
+			kind = "worker"
+		}
+		s := registry.ServiceStatus{Name: a.Name, Kind: kind, Instances: []registry.InstanceStatus{}}
 		for _, in := range a.Instances {
 			is := registry.InstanceStatus{ID: strconv.Itoa(in.Index), State: string(in.State), Healthy: in.State == supervisor.Ready, Inflight: in.Inflight}
-			if in.Port != 0 {
+			if in.Port != 0 && kind == "app" {
 				is.URL = "http://127.0.0.1:" + strconv.Itoa(in.Port)
 			}
 			s.Add(is)
 		}
 		out = append(out, s)
 	}
-	_, upstreams := f.localPools()
 	names := make([]string, 0, len(upstreams))
 	for name := range upstreams {
 		names = append(names, name)

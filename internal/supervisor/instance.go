@@ -39,6 +39,8 @@ type instance struct {
 	first  chan error         // the outcome of the first start: nil once ready
 	report sync.Once
 
+	toldWait bool // the log said what readiness waits for; only run touches it
+
 	mu        sync.Mutex
 	proc      *proc.Process
 	state     State
@@ -130,7 +132,7 @@ func (in *instance) run(ctx context.Context) {
 // process never became ready.
 func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop bool) {
 	in.setState(Starting)
-	p, inst, notify, err := in.spawn()
+	sp, err := in.spawn()
 	if err != nil {
 		in.mu.Lock()
 		in.lastExit, in.exitCode = err.Error(), -1
@@ -139,9 +141,15 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 		in.reportFirst(err)
 		return false, false
 	}
+	defer sp.close()
+	p, inst := sp.p, sp.inst
 	log = log.With("pid", inst.Pid, "addr", inst.Addr)
+	if !in.toldWait {
+		in.toldWait = true
+		log.Info("waiting for the instance to be ready", "for", in.awaiting(), "listen_timeout", time.Duration(in.app.ListenTimeout))
+	}
 	started := time.Now()
-	switch in.awaitReady(ctx, p, inst, notify) {
+	switch in.awaitReady(ctx, sp) {
 	case canceled:
 		in.reportFirst(errors.New("stopped before it was ready"))
 		in.setState(Draining)
@@ -154,10 +162,15 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 		in.reportFirst(fmt.Errorf("exited before it was ready (%s)", p.Describe()))
 		return false, false
 	case notReadyInTime:
-		log.Error("instance not ready within listen_timeout; stopping it", "listen_timeout", time.Duration(in.app.ListenTimeout))
+		why := fmt.Sprintf("not ready within listen_timeout %s, waiting for %s: raise listen_timeout?",
+			time.Duration(in.app.ListenTimeout), in.awaiting())
+		log.Error("instance " + why + "; stopping it")
 		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
 		in.exited(p, log, "not ready in time")
-		in.reportFirst(fmt.Errorf("not ready within listen_timeout (%s)", time.Duration(in.app.ListenTimeout)))
+		in.mu.Lock()
+		in.lastExit = why + " (then " + in.lastExit + ")"
+		in.mu.Unlock()
+		in.reportFirst(errors.New(why))
 		return false, false
 	}
 
@@ -235,21 +248,40 @@ func (in *instance) portNow() int {
 	return in.port
 }
 
+// spawned is one process of the slot and the channels its readiness
+// arrives on (nil when its ready: check does not use them).
+type spawned struct {
+	p      *proc.Process
+	inst   Instance
+	notify *notifier   // READY=1 on NOTIFY_SOCKET or the shared mode's pipe
+	ipc    *ipcChannel // process.send('ready'); open until the process ends
+}
+
+// close releases the readiness channels once the process has exited.
+func (s *spawned) close() {
+	s.notify.Close()
+	s.ipc.Close()
+}
+
 // spawn starts a new process for the slot. In shared_socket mode the
-// process gets the app's socket as fd 3 and a pipe to say READY=1 on as fd 4.
-func (in *instance) spawn() (*proc.Process, Instance, *notifier, error) {
+// process gets the app's socket as fd 3 and, with ready: notify, a pipe to
+// say READY=1 on as fd 4; with ready: ipc, a Node IPC channel follows.
+func (in *instance) spawn() (*spawned, error) {
 	shared := in.app.Mode == config.SharedMode
 	var port int
 	var err error
 	if shared {
 		port = in.sup.sharedPort(in.app.Name)
 	} else if port, err = in.sup.ports.take(); err != nil {
-		return nil, Instance{}, nil, err
+		return nil, err
 	}
-	release := func() {
+	s := &spawned{}
+	fail := func(err error) (*spawned, error) {
 		if !shared {
 			in.sup.ports.release(port)
 		}
+		s.close()
+		return nil, err
 	}
 	id := in.sup.nextID.Add(1)
 	env := in.environ(port)
@@ -258,14 +290,12 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifier, error) {
 		Output: in.sup.output(in.app.Name, in.index),
 		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
 	}
-	var notify *notifier
 	if in.app.Ready.Notify {
-		notify = &notifier{}
+		s.notify = &notifier{}
 		// Short: a unix socket path must fit in 108 bytes.
 		path := fmt.Sprintf("%s/n%d.sock", in.sup.runDir, id)
-		if notify.sock, err = listenNotify(path); err != nil {
-			release()
-			return nil, Instance{}, nil, err
+		if s.notify.sock, err = listenNotify(path); err != nil {
+			return fail(err)
 		}
 		env = append(env, "NOTIFY_SOCKET="+path)
 	}
@@ -273,22 +303,28 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifier, error) {
 	if shared {
 		f := in.sup.Listeners[in.app.Name]
 		if f == nil {
-			notify.Close()
-			return nil, Instance{}, nil, fmt.Errorf("supervisor: no shared socket for app %s", in.app.Name)
+			return fail(fmt.Errorf("supervisor: no shared socket for app %s", in.app.Name))
 		}
-		if notify == nil {
-			notify = &notifier{}
-		}
-		if notify.pipe, readyWriter, err = os.Pipe(); err != nil {
-			notify.Close()
-			return nil, Instance{}, nil, fmt.Errorf("supervisor: creating the ready pipe: %w", err)
-		}
-		spec.ExtraFiles = []*os.File{f, readyWriter}
+		spec.ExtraFiles = append(spec.ExtraFiles, f)
 		spec.SetListenPID = true
-		env = append(env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+in.app.Name, "HERD_READY_FD=4")
+		env = append(env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+in.app.Name)
+		if s.notify != nil {
+			if s.notify.pipe, readyWriter, err = os.Pipe(); err != nil {
+				return fail(fmt.Errorf("supervisor: creating the ready pipe: %w", err))
+			}
+			spec.ExtraFiles = append(spec.ExtraFiles, readyWriter)
+			env = append(env, "HERD_READY_FD="+strconv.Itoa(2+len(spec.ExtraFiles)))
+		}
 		if in.sup.preload != "" {
 			env = append(env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" "+in.app.Env["NODE_OPTIONS"]+" --require "+in.sup.preload))
 		}
+	}
+	if in.app.Ready.IPC {
+		if s.ipc, err = newIPCChannel(); err != nil {
+			return fail(err)
+		}
+		spec.ExtraFiles = append(spec.ExtraFiles, s.ipc.child)
+		env = append(env, "NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)), "NODE_CHANNEL_SERIALIZATION_MODE=json")
 	}
 	argv := expandArgs(in.app.Argv(), env)
 	spec.Path, spec.Args, spec.Env = argv[0], argv[1:], env
@@ -297,17 +333,19 @@ func (in *instance) spawn() (*proc.Process, Instance, *notifier, error) {
 		readyWriter.Close() // the child has its copy; EOF then means it exited
 	}
 	if err != nil {
-		release()
-		notify.Close()
-		return nil, Instance{}, nil, err
+		return fail(err)
 	}
-	inst := Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
+	if s.ipc != nil {
+		s.ipc.started()
+	}
+	s.p = p
+	s.inst = Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
 	in.mu.Lock()
 	in.proc = p
 	in.id, in.pid, in.port, in.startedAt = id, p.Pid(), port, time.Now()
 	in.cpuPct, in.rss, in.cpuPrev, in.cpuPrevAt = 0, 0, 0, time.Time{}
 	in.mu.Unlock()
-	return p, inst, notify, nil
+	return s, nil
 }
 
 // environ is herd's environment, then the app's env:, then herd's own
@@ -341,37 +379,77 @@ func (in *instance) environ(port int) []string {
 }
 
 // awaitReady waits for the readiness check, the process's exit, the
-// listen_timeout, or ctx, whichever comes first.
-func (in *instance) awaitReady(ctx context.Context, p *proc.Process, inst Instance, notify *notifier) outcome {
+// listen_timeout, or ctx, whichever comes first. The probe goroutine it
+// starts has returned when it returns.
+func (in *instance) awaitReady(ctx context.Context, s *spawned) outcome {
 	probeCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	ready := make(chan struct{})
+	probed := make(chan struct{})
 	go func() {
-		var err error
-		switch {
-		case notify != nil:
-			defer notify.Close()
-			err = notify.waitReady(probeCtx)
-		case in.app.Ready.HTTP != "":
-			err = probeHTTP(probeCtx, "http://"+inst.Addr+in.app.Ready.HTTP)
-		default:
-			err = probeTCP(probeCtx, inst.Addr)
-		}
-		if err == nil {
+		defer close(probed)
+		if in.probe(probeCtx, s) == nil {
 			close(ready)
 		}
 	}()
-	timeout := time.NewTimer(time.Duration(in.app.ListenTimeout))
-	defer timeout.Stop()
+	defer func() {
+		cancel()
+		<-probed
+	}()
+	var timeout <-chan time.Time
+	if !in.app.Ready.Process { // min_uptime is the whole check there
+		t := time.NewTimer(time.Duration(in.app.ListenTimeout))
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case <-ready:
 		return becameReady
-	case <-p.Done():
+	case <-s.p.Done():
 		return exitedEarly
-	case <-timeout.C:
+	case <-timeout:
 		return notReadyInTime
 	case <-ctx.Done():
 		return canceled
+	}
+}
+
+// probe runs the app's ready: check once; nil means ready.
+func (in *instance) probe(ctx context.Context, s *spawned) error {
+	switch r := in.app.Ready; {
+	case r.Process:
+		return sleepCtx(ctx, time.Duration(in.app.MinUptime))
+	case r.IPC:
+		select {
+		case <-s.ipc.ready:
+			return nil
+		case <-ctx.Done():
+			return errProbeCanceled
+		}
+	case r.Notify:
+		defer s.notify.Close()
+		return s.notify.waitReady(ctx)
+	case r.HTTP != "":
+		return probeHTTP(ctx, "http://"+s.inst.Addr+r.HTTP)
+	default:
+		return probeTCP(ctx, s.inst.Addr)
+	}
+}
+
+// awaiting says what the app's ready: check waits for, for logs and status.
+func (in *instance) awaiting() string {
+	switch r := in.app.Ready; {
+	case r.Process:
+		return fmt.Sprintf("the process to stay up min_uptime %s (ready: process)", time.Duration(in.app.MinUptime))
+	case r.IPC:
+		return "process.send('ready') on the Node IPC channel (ready: ipc, PM2's wait_ready)"
+	case r.Notify:
+		return "READY=1 on $NOTIFY_SOCKET (ready: notify)"
+	case r.HTTP != "":
+		return fmt.Sprintf("GET %s on $PORT to answer 2xx or 3xx (ready: %s)", r.HTTP, r.HTTP)
+	case in.app.Mode == config.SharedMode:
+		return "the shared socket to be listened on (ready: tcp)"
+	default:
+		return "a connection to be accepted on $PORT (ready: tcp)"
 	}
 }
 
