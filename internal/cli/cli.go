@@ -74,6 +74,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				code = exitBadConf
 				return err
 			}
+			for _, w := range cfg.Warnings {
+				log.Warn("config: " + w.Error())
+			}
 			ctx, stop := signalContext(log)
 			defer stop()
 			err = app.Run(ctx, cfg, app.Options{Log: log, Output: stdout, Socket: socket, Env: env, Reload: reloads(ctx)})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,10 +37,15 @@ apps:
     ready: none
     listen_timeout: 500ms
     min_uptime: 200ms
+    restart_delay: 10
 routes:
   - path: /
     to: api
 `, node, waitReady, shared, worker))
+
+	if want := "restart_delay: 10 is 10ms"; !strings.Contains(h.out.String(), want) {
+		t.Errorf("herd up did not warn %q:\n%s", want, h.out.String())
+	}
 
 	// Ready means warmed up: no 503 from an instance that had not yet sent 'ready'.
 	for _, url := range []string{"http://" + h.public + "/", "http://" + shared + "/"} {
