@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -164,6 +165,9 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	case notReadyInTime:
 		why := fmt.Sprintf("not ready within listen_timeout %s, waiting for %s: raise listen_timeout?",
 			time.Duration(in.app.ListenTimeout), in.awaiting())
+		if hint := in.portHint(inst); hint != "" {
+			why = hint
+		}
 		log.Error("instance " + why + "; stopping it")
 		_ = p.Stop(syscall.Signal(in.app.StopSignal), time.Duration(in.app.KillTimeout))
 		in.exited(p, log, "not ready in time")
@@ -451,6 +455,38 @@ func (in *instance) awaiting() string {
 	default:
 		return "a connection to be accepted on $PORT (ready: tcp)"
 	}
+}
+
+// portHint explains a port-probed instance that is not ready by what its
+// process group really listens on (from /proc), or returns "" when that
+// does not explain it: it listens on $PORT, or the check is not a port's.
+func (in *instance) portHint(inst Instance) string {
+	r := in.app.Ready
+	if in.app.Mode == config.SharedMode || r.Process || r.IPC || r.Notify {
+		return ""
+	}
+	addrs, err := proc.ListeningAddrs(inst.Pid)
+	if err != nil {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(inst.Addr)
+	name := fmt.Sprintf("%s[%d]", in.app.Name, in.index)
+	if len(addrs) == 0 {
+		return fmt.Sprintf("%s listens on no TCP port (herd waited for %s within listen_timeout %s); "+
+			"an app that serves nothing takes ready: none", name, in.awaiting(), time.Duration(in.app.ListenTimeout))
+	}
+	for _, a := range addrs {
+		host, p, _ := net.SplitHostPort(a)
+		if p != port {
+			continue
+		}
+		if host == "" || host == "127.0.0.1" {
+			return "" // on $PORT: the probe itself is what fails
+		}
+		return fmt.Sprintf("%s listens on %s, which herd cannot reach at %s; listen on 127.0.0.1 or on every address", name, a, inst.Addr)
+	}
+	return fmt.Sprintf("%s listens on %s, not on $PORT=%s; use process.env.PORT (or $PORT), or mode: shared_socket with listen: %s",
+		name, strings.Join(addrs, ", "), port, addrs[0])
 }
 
 // expandArgs replaces $NAME and ${NAME} in each word with its value in env

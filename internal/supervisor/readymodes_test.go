@@ -1,8 +1,11 @@
 package supervisor
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +127,26 @@ func TestIPCNeverReadyExplainsItself(t *testing.T) {
 		if !strings.Contains(st.LastExit, want) {
 			t.Errorf("last exit %q lacks %q", st.LastExit, want)
 		}
+	}
+}
+
+// An app that ignores $PORT is not ready, and status names the port it
+// really listens on, from /proc.
+func TestIgnoredPortIsNamed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	app := testApp(t, "fixedport", 1)
+	app.Env["FIXED_PORT"] = strconv.Itoa(fixed)
+	app.ListenTimeout = config.Duration(300 * time.Millisecond)
+	app.MaxRestarts = 0
+	s, _, _ := run(t, app, Hooks{})
+	st := waitState(t, s, 0, Errored, 10*time.Second)
+	want := fmt.Sprintf("web[0] listens on 127.0.0.1:%d, not on $PORT=", fixed)
+	if !strings.Contains(st.LastExit, want) || !strings.Contains(st.LastExit, "use process.env.PORT") {
+		t.Errorf("last exit %q; want it to hold %q and the fix", st.LastExit, want)
 	}
 }

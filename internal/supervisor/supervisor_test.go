@@ -58,6 +58,13 @@ func TestMain(m *testing.M) {
 		c, _ := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
 		c.Write([]byte("READY=1"))
 		waitTerm()
+	case "fixedport": // listen on $FIXED_PORT, ignoring $PORT, as many PM2 apps do
+		l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("FIXED_PORT"))
+		if err != nil {
+			os.Exit(2)
+		}
+		defer l.Close()
+		waitTerm()
 	case "idle": // never ready
 		waitTerm()
 	case "exit3": // listen, then exit with status 3
