@@ -47,28 +47,28 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/herdhq/herd/dbrouter"
 	"github.com/herdhq/herd/svcclient"
 )
 
 // serviceDef is one of the four programs this binary can be.
 type serviceDef struct {
 	schema schema
-	routes func(mux *http.ServeMux, st *Store, peers *svcclient.Client)
+	// make builds the service from its dependencies; close (may be nil)
+	// releases what it started (caches, session janitors).
+	make func(d deps) (svc service, close func(), err error)
+}
+
+// service is what a serviceDef makes: the routes of its mux.
+type service interface {
+	routes(mux *http.ServeMux)
 }
 
 var services = map[string]serviceDef{
-	"users": {usersSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
-		(&usersService{st}).routes(mux)
-	}},
-	"products": {productsSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
-		(&productsService{st}).routes(mux)
-	}},
-	"orders": {ordersSchema, func(mux *http.ServeMux, st *Store, peers *svcclient.Client) {
-		(&ordersService{st, peers}).routes(mux)
-	}},
-	"payments": {paymentsSchema, func(mux *http.ServeMux, st *Store, _ *svcclient.Client) {
-		(&paymentsService{st}).routes(mux)
-	}},
+	"users":    {usersSchema, newUsers},
+	"products": {productsSchema, newProducts},
+	"orders":   {ordersSchema, newOrders},
+	"payments": {paymentsSchema, func(d deps) (service, func(), error) { return &paymentsService{d.store}, nil, nil }},
 }
 
 const usage = "usage: shop users|products|orders|payments (with PORT set)"
@@ -110,16 +110,55 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		}
 	}
 
+	env, err := readEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "shop: %v\n", err)
+		return 2
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	d := deps{peers: newPeers(getenv), secureCookies: env.secure}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	st, err := openStore(openCtx, name, def.schema, cfg)
+	defer cancel()
+	if env.redisURL != "" {
+		rdb, err := openRedis(openCtx, env.redisURL, log)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		defer rdb.Close()
+		d.redis = rdb
+	}
+	if name == "orders" {
+		repo, err := openOrders(openCtx, env, d.redis, log)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		if repo != nil {
+			defer repo.close()
+			d.orders = repo
+			storage = repo.describe()
+		}
+	}
+	if d.orders == nil || len(env.shards) == 0 {
+		// Router mode still migrates the primary with the plain store.
+		st, err := openStore(openCtx, name, def.schema, cfg)
+		if err != nil {
+			log.Error("cannot start", "storage", storage, "err", err)
+			return 1
+		}
+		defer st.Close()
+		d.store = st
+	}
 	cancel()
+	handler, closeSvc, err := newHandler(name, d)
 	if err != nil {
-		log.Error("cannot start", "storage", storage, "err", err)
+		log.Error("cannot start", "err", err)
 		return 1
 	}
-	defer st.Close()
+	defer closeSvc()
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
@@ -127,7 +166,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	srv := &http.Server{
-		Handler:           newHandler(name, st, newPeers(getenv)),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		// Room for an order's slowest path: its calls, storing it, a refund.
@@ -185,22 +224,39 @@ func newPeers(getenv func(string) string) *svcclient.Client {
 		svcclient.WithBreaker(5, 3*time.Second))
 }
 
-// newHandler is the whole HTTP side of service name.
-func newHandler(name string, st *Store, peers *svcclient.Client) http.Handler {
+// newHandler is the whole HTTP side of service name. The returned func
+// releases what the service started; call it after the server stopped.
+func newHandler(name string, d deps) (http.Handler, func(), error) {
+	svc, closeSvc, err := services[name].make(d)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting the %s service: %w", name, err)
+	}
+	if closeSvc == nil {
+		closeSvc = func() {}
+	}
+	ping := func(ctx context.Context) error { return d.store.DB.PingContext(ctx) }
+	if d.orders != nil && name == "orders" {
+		ping = d.orders.ping
+	}
 	mux := http.NewServeMux()
-	services[name].routes(mux, st, peers)
+	svc.routes(mux)
 	// Readiness: herd sends no traffic until this answers, and the server
 	// only starts once the database is open and migrated.
 	mux.HandleFunc("GET /health", handle(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := st.DB.PingContext(ctx); err != nil {
+		if err := ping(ctx); err != nil {
 			return errorf(http.StatusServiceUnavailable, "", "the database does not answer: %v", err)
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": name})
 		return nil
 	}))
-	return svcclient.Middleware(underOwnName(name, jsonMisses(name, mux)))
+	// dbrouter.Middleware gives each request a consistency-token holder:
+	// the token of the request's Herd-Consistency-Token header, plus what
+	// the handler writes through a dbrouter.Router; the answer carries it
+	// back, and svcclient sends it on with every call made under the
+	// request.
+	return svcclient.Middleware(dbrouter.Middleware(underOwnName(name, jsonMisses(name, mux)))), closeSvc, nil
 }
 
 // jsonMisses answers the requests mux has no handler for (404, or 405 with

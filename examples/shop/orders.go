@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/herdhq/herd/svcclient"
@@ -44,13 +41,12 @@ var ordersSchema = schema{
 const (
 	maxItems    = 100
 	maxQuantity = 1000
-	// paymentTimeout bounds storing a paid order, and each refund. That
+	// paymentTimeout bounds an order's work after its user was checked
+	// (reserving, paying, storing), and each refund and release. That
 	// work is detached from the client's request: a client hanging up after
 	// the card was charged must not leave the charge without its order or
 	// refund. (svcclient bounds each call to another service by itself.)
 	paymentTimeout = 15 * time.Second
-	// productLookups is how many product calls one order makes at once.
-	productLookups = 8
 )
 
 type orderItem struct {
@@ -70,14 +66,24 @@ type order struct {
 }
 
 type ordersService struct {
-	store *Store
+	repo  orderRepo         // the orders database: plain, primary + replicas, or shards
 	peers *svcclient.Client // users, products and payments, through herd's gateway
+}
+
+func newOrders(d deps) (service, func(), error) {
+	repo := d.orders
+	if repo == nil {
+		repo = &sqlRepo{store: d.store}
+	}
+	return &ordersService{repo: repo, peers: d.peers}, nil, nil
 }
 
 func (s *ordersService) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /{$}", handle(s.create))
 	mux.HandleFunc("GET /{$}", handle(s.list))
 	mux.HandleFunc("GET /{id}", handle(s.get))
+	mux.HandleFunc("GET /users/{user_id}", handle(s.list))
+	mux.HandleFunc("GET /admin/orders", handle(s.listAll))
 }
 
 // create places an order: it checks the user and the products with their
@@ -105,7 +111,7 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	done, err := s.find(r.Context(), id)
+	done, err := s.repo.find(r.Context(), id, true)
 	var missing *apiError
 	switch {
 	case err == nil:
@@ -130,24 +136,28 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	if err := s.peers.Get(ctx, "users", "/"+o.UserID, &u); err != nil {
 		return peerError("users", err, "user_id", fmt.Sprintf("no user %q", o.UserID))
 	}
-	if err := s.price(ctx, o.Items); err != nil {
+
+	// From here on the work is detached from the client's request: a
+	// client hanging up after its stock was taken or its card charged must
+	// not leave them so without an order. The order id is the idempotency
+	// key of every call: svcclient may then retry a POST after a lost
+	// answer, and products and payments act on the order once however
+	// often it arrives.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), paymentTimeout)
+	defer cancel()
+	if err := s.reserve(ctx, &o); err != nil {
 		return err
 	}
 	for _, it := range o.Items {
 		o.TotalCents += it.PriceCents * it.Quantity
 	}
 
-	// The order id is the idempotency key: svcclient may then retry the POST
-	// after a lost answer, and payments charges the order once however often
-	// it arrives.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), paymentTimeout)
-	defer cancel()
-	ctx = svcclient.WithIdempotencyKey(ctx, o.ID)
 	var pay payment
 	req := paymentRequest{OrderID: o.ID, UserID: o.UserID, AmountCents: o.TotalCents}
-	if err := s.peers.Post(ctx, "payments", "/", req, &pay); err != nil {
+	if err := s.peers.Post(svcclient.WithIdempotencyKey(ctx, o.ID), "payments", "/", req, &pay); err != nil {
 		var declined *svcclient.Error
 		if errors.As(err, &declined) && declined.Status == http.StatusPaymentRequired {
+			s.release(ctx, o.ID)
 			return errorf(http.StatusPaymentRequired, "", "%s", declined.Reason)
 		}
 		// Without an answer (a timeout, a 5xx, a lost connection) the
@@ -156,15 +166,17 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 		if status := svcclient.StatusOf(err); (status == 0 || status >= 500) && !errors.Is(err, svcclient.ErrCircuitOpen) {
 			s.refundUnknown(ctx, o.ID)
 		}
+		s.release(ctx, o.ID)
 		return peerError("payments", err, "", "")
 	}
 	o.PaymentID = pay.ID
 	o.CreatedAt = now()
 
-	if err := s.insert(ctx, o); err != nil {
+	if err := s.repo.insert(ctx, o); err != nil {
 		// A failed COMMIT may still have committed: refund only an order
 		// that is not there.
 		if !s.stored(ctx, o.ID) {
+			s.release(ctx, o.ID)
 			return s.compensate(ctx, o, err)
 		}
 	}
@@ -173,64 +185,59 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// price fills in each item's price from products. Distinct products are
-// looked up concurrently; the error reported is the first item's in order, so
-// the answer does not depend on which call finished first.
-func (s *ordersService) price(ctx context.Context, items []orderItem) error {
-	type lookup struct {
-		price int64
-		err   error
+// reserve takes the order's stock from products, which answers each
+// item's price as its database has it (not a cached price). A product
+// that does not exist is a 400 on the item's product_id, too little in
+// stock a 409 on its quantity; a reservation whose outcome is unknown is
+// released.
+func (s *ordersService) reserve(ctx context.Context, o *order) error {
+	type item struct {
+		ProductID string `json:"product_id"`
+		Quantity  int64  `json:"quantity"`
 	}
-	found := map[string]*lookup{}
-	var (
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, productLookups)
-	)
-	for _, it := range items {
-		if found[it.ProductID] != nil {
-			continue
-		}
-		l := &lookup{}
-		found[it.ProductID] = l
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			var p product
-			l.err = s.peers.Get(ctx, "products", "/"+it.ProductID, &p)
-			l.price = p.PriceCents
-		})
+	in := struct {
+		OrderID string `json:"order_id"`
+		Items   []item `json:"items"`
+	}{OrderID: o.ID, Items: make([]item, len(o.Items))}
+	for i, it := range o.Items {
+		in.Items[i] = item{it.ProductID, it.Quantity}
 	}
-	wg.Wait()
-	for i := range items {
-		l := found[items[i].ProductID]
-		if l.err != nil {
-			return peerError("products", l.err, fmt.Sprintf("items[%d].product_id", i), fmt.Sprintf("no product %q", items[i].ProductID))
+	var rv reservation
+	err := s.peers.Post(svcclient.WithIdempotencyKey(ctx, "reserve-"+o.ID), "products", "/reservations", in, &rv)
+	var pe *svcclient.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &pe) && pe.Status == http.StatusNotFound && pe.Field != "":
+		return badRequest(pe.Field, "%s", pe.Reason)
+	case errors.As(err, &pe) && pe.Status == http.StatusConflict && pe.Field != "":
+		return errorf(http.StatusConflict, pe.Field, "%s", pe.Reason)
+	default:
+		if status := svcclient.StatusOf(err); (status == 0 || status >= 500) && !errors.Is(err, svcclient.ErrCircuitOpen) {
+			s.release(ctx, o.ID)
 		}
-		items[i].PriceCents = l.price
+		return peerError("products", err, "", "")
+	}
+	if len(rv.Items) != len(o.Items) {
+		s.release(ctx, o.ID)
+		return errorf(http.StatusBadGateway, "", "products answered %d items for an order of %d", len(rv.Items), len(o.Items))
+	}
+	for i := range o.Items {
+		o.Items[i].PriceCents = rv.Items[i].PriceCents
 	}
 	return nil
 }
 
-// insert stores the order and its items in one transaction: an order is
-// never seen without its items.
-func (s *ordersService) insert(ctx context.Context, o order) error {
-	return s.store.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO orders (id, user_id, status, payment_id, total_cents, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			o.ID, o.UserID, o.Status, o.PaymentID, o.TotalCents, o.CreatedAt)
-		if err != nil {
-			return fmt.Errorf("storing order %s: %w", o.ID, err)
-		}
-		for i, it := range o.Items {
-			_, err := tx.ExecContext(ctx,
-				`INSERT INTO order_items (order_id, position, product_id, quantity, price_cents) VALUES ($1, $2, $3, $4, $5)`,
-				o.ID, i, it.ProductID, it.Quantity, it.PriceCents)
-			if err != nil {
-				return fmt.Errorf("storing item %d of order %s: %w", i, o.ID, err)
-			}
-		}
-		return nil
-	})
+// release gives an order's stock back to products, for an order that was
+// not placed. It is best effort: when products cannot be reached, the log
+// names the order whose stock stays held.
+func (s *ordersService) release(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), paymentTimeout)
+	defer cancel()
+	var rv reservation
+	err := s.peers.Post(svcclient.WithIdempotencyKey(ctx, "release-"+id), "products", "/reservations/"+id+"/release", nil, &rv)
+	if err != nil && svcclient.StatusOf(err) != http.StatusNotFound {
+		slog.ErrorContext(ctx, "releasing the stock of an order that was not placed failed; release it by hand", "order_id", id, "err", err)
+	}
 }
 
 // stored reports whether order id is in the database, read with a fresh
@@ -238,9 +245,8 @@ func (s *ordersService) insert(ctx context.Context, o order) error {
 func (s *ordersService) stored(ctx context.Context, id string) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var n int
-	err := s.store.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders WHERE id = $1`, id).Scan(&n)
-	return err == nil && n == 1
+	_, err := s.repo.find(ctx, id, true)
+	return err == nil
 }
 
 // compensate refunds the payment of an order that could not be stored, so
@@ -300,31 +306,12 @@ func peerError(service string, err error, field, missing string) error {
 }
 
 func (s *ordersService) get(w http.ResponseWriter, r *http.Request) error {
-	o, err := s.find(r.Context(), r.PathValue("id"))
+	o, err := s.repo.find(r.Context(), r.PathValue("id"), false)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, o)
 	return nil
-}
-
-// find reads order id with its items; a 404 error if there is none.
-func (s *ordersService) find(ctx context.Context, id string) (order, error) {
-	var o order
-	err := s.store.DB.QueryRowContext(ctx,
-		`SELECT id, user_id, status, payment_id, total_cents, created_at FROM orders WHERE id = $1`, id).
-		Scan(&o.ID, &o.UserID, &o.Status, &o.PaymentID, &o.TotalCents, &o.CreatedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, notFound("no order %q", id)
-	}
-	if err != nil {
-		return o, fmt.Errorf("reading order %s: %w", id, err)
-	}
-	orders := []order{o}
-	if err := s.loadItems(ctx, orders); err != nil {
-		return o, err
-	}
-	return orders[0], nil
 }
 
 // orderID is a new order's id: random, or with an Idempotency-Key derived
@@ -342,10 +329,13 @@ func orderID(r *http.Request, userID string) (string, error) {
 	return "ord_" + hex.EncodeToString(sum[:8]), nil
 }
 
-// list answers a user's orders, newest first. user_id is required: orders
-// across all users is not something a client of this API needs.
+// list answers a user's orders, newest first: GET /orders?user_id=ID or
+// GET /orders/users/ID. With shards it reads the user's shard alone.
 func (s *ordersService) list(w http.ResponseWriter, r *http.Request) error {
-	userID := r.URL.Query().Get("user_id")
+	userID := r.PathValue("user_id")
+	if userID == "" {
+		userID = r.URL.Query().Get("user_id")
+	}
 	if userID == "" {
 		return badRequest("user_id", "user_id is required, as in /orders?user_id=usr_alice")
 	}
@@ -353,65 +343,57 @@ func (s *ordersService) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.store.DB.QueryContext(r.Context(),
-		`SELECT id, user_id, status, payment_id, total_cents, created_at FROM orders
-		WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, userID, limit)
+	orders, err := s.repo.byUser(r.Context(), userID, limit)
 	if err != nil {
-		return fmt.Errorf("listing the orders of %s: %w", userID, err)
-	}
-	defer rows.Close()
-	orders := []order{}
-	for rows.Next() {
-		var o order
-		if err := rows.Scan(&o.ID, &o.UserID, &o.Status, &o.PaymentID, &o.TotalCents, &o.CreatedAt); err != nil {
-			return fmt.Errorf("listing the orders of %s: %w", userID, err)
-		}
-		orders = append(orders, o)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("listing the orders of %s: %w", userID, err)
-	}
-	if err := s.loadItems(r.Context(), orders); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, orders)
 	return nil
 }
 
-// loadItems fills in the items of orders with one query.
-func (s *ordersService) loadItems(ctx context.Context, orders []order) error {
-	if len(orders) == 0 {
-		return nil
-	}
-	byID := make(map[string]*order, len(orders))
-	marks := make([]string, len(orders))
-	args := make([]any, len(orders))
-	for i := range orders {
-		orders[i].Items = []orderItem{}
-		byID[orders[i].ID] = &orders[i]
-		marks[i] = fmt.Sprintf("$%d", i+1)
-		args[i] = orders[i].ID
-	}
-	rows, err := s.store.DB.QueryContext(ctx,
-		`SELECT order_id, product_id, quantity, price_cents FROM order_items
-		WHERE order_id IN (`+strings.Join(marks, ", ")+`) ORDER BY order_id, position`, args...)
+// allOrders is the answer of GET /orders/admin/orders.
+type allOrders struct {
+	Orders []order `json:"orders"`
+	// FailedShards names the shards that did not answer, with why; their
+	// orders are missing from Orders. Empty unless sharded.
+	FailedShards []failedShard `json:"failed_shards"`
+}
+
+type failedShard struct {
+	Shard string `json:"shard"`
+	Error string `json:"error"`
+}
+
+// listAll answers every user's orders, newest first (?limit=, default 50),
+// for an admin. Sharded, it asks every shard at once (shard.QueryAll,
+// LIMIT pushed down, merged in order) and tells the truth about shards
+// that failed: 200 when all answered; 206 Partial Content with the other
+// shards' orders and failed_shards when some did not; 503 with
+// failed_shards when none did.
+func (s *ordersService) listAll(w http.ResponseWriter, r *http.Request) error {
+	limit, err := limitParam(r)
 	if err != nil {
-		return fmt.Errorf("reading order items: %w", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			orderID string
-			it      orderItem
-		)
-		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
-			return fmt.Errorf("reading order items: %w", err)
+	orders, failed, err := s.repo.all(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	out := allOrders{Orders: orders, FailedShards: []failedShard{}}
+	status := http.StatusOK
+	if failed != nil {
+		for _, name := range failed.Failed() {
+			out.FailedShards = append(out.FailedShards, failedShard{Shard: name, Error: failed.Errors[name].Error()})
 		}
-		o := byID[orderID]
-		o.Items = append(o.Items, it)
+		status = http.StatusPartialContent
+		if len(out.FailedShards) == failed.Shards {
+			writeJSON(w, http.StatusServiceUnavailable, struct {
+				errorBody
+				FailedShards []failedShard `json:"failed_shards"`
+			}{errorBody{Error: http.StatusText(http.StatusServiceUnavailable), Reason: failed.Error(), RequestID: svcclient.RequestID(r.Context())}, out.FailedShards})
+			return nil
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading order items: %w", err)
-	}
+	writeJSON(w, status, out)
 	return nil
 }

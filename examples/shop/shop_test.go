@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/herdhq/herd/svcclient"
 )
 
@@ -94,11 +96,25 @@ func open(t *testing.T, name string, cfg storeConfig) *Store {
 	return st
 }
 
-// serve runs service name as an HTTP server, as main does.
+// serve runs service name as an HTTP server, as main does, with no Redis,
+// replicas or shards.
 func serve(t *testing.T, name string, st *Store, peers *svcclient.Client) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(newHandler(name, st, peers))
-	t.Cleanup(srv.Close)
+	return serveWith(t, name, deps{store: st, peers: peers})
+}
+
+// serveWith runs service name on d.
+func serveWith(t *testing.T, name string, d deps) *httptest.Server {
+	t.Helper()
+	if d.bcryptCost == 0 {
+		d.bcryptCost = bcrypt.MinCost
+	}
+	h, closeSvc, err := newHandler(name, d)
+	if err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); closeSvc() })
 	return srv
 }
 
