@@ -128,20 +128,42 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		weights[a.Name] = a.Weight
 	}
 	live := &liveBackends{byID: map[uint64]*balance.Backend{}, weights: weights}
+	guards := map[string]*sharedGuard{}
+	for _, a := range cfg.Apps {
+		if f := shared[a.Name]; f != nil {
+			g, err := newSharedGuard(a.Name, f, time.Duration(a.QueueTimeout))
+			if err != nil {
+				public.Close()
+				adminLn.Close()
+				controlLn.Close()
+				return err
+			}
+			guards[a.Name] = g
+		}
+	}
 	var reg *registry.Registry
 	sup := supervisor.New(cfg, supervisor.Hooks{
 		Ready: func(in supervisor.Instance) {
+			if g := guards[in.App]; g != nil {
+				g.setReady(in.ID, true)
+			}
 			if pool := pools[in.App]; pool != nil {
 				pool.Add(live.add(in))
 				reg.Wake()
 			}
 		},
 		Drain: func(ctx context.Context, in supervisor.Instance) {
+			if g := guards[in.App]; g != nil {
+				g.setReady(in.ID, false)
+			}
 			if b := live.get(in.ID); b != nil {
 				pools[in.App].Drain(ctx, b)
 			}
 		},
 		Gone: func(in supervisor.Instance) {
+			if g := guards[in.App]; g != nil {
+				g.setReady(in.ID, false)
+			}
 			if b := live.remove(in.ID); b != nil {
 				pools[in.App].Remove(b)
 				reg.Wake()
@@ -265,6 +287,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		close(supDone)
 	}()
 
+	for _, g := range guards {
+		wg.Go(func() { g.run(runCtx) })
+	}
 	wg.Go(func() { notifyReady(runCtx, status, log) })
 	wg.Go(func() { announce(runCtx, cfg, status, opts.Output, public.Addr(), adminLn.Addr()) })
 	regCtx, stopRegistry := context.WithCancel(context.Background())

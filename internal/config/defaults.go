@@ -101,6 +101,9 @@ func (a *App) applyDefaults(base string, written func(key string) bool) {
 	a.Instances = cmp.Or(a.Instances, 1)
 	a.InstanceVar = cmp.Or(a.InstanceVar, "NODE_APP_INSTANCE")
 	a.Mode = cmp.Or(a.Mode, ProxyMode)
+	if a.Mode == SharedMode {
+		setDefault(&a.QueueTimeout, 5*time.Second)
+	}
 	if a.Ready == (Ready{}) && !written("ready") {
 		switch {
 		case a.WaitReady:

@@ -165,6 +165,11 @@ type App struct {
 	// Listen is the address a shared_socket app serves on, e.g. :3000.
 	// Required in that mode, refused in proxy mode. Default: none.
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// QueueTimeout (shared_socket only) is how long the shared socket may go
+	// without a ready instance before herd accepts from it itself and
+	// answers 503 JSON, instead of leaving clients queued in the kernel. In
+	// proxy mode a route's queue_timeout does this. Default 5s.
+	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout,omitempty"`
 	// Interpreter runs the command, as in `node server.js`; InterpreterArgs
 	// (or PM2's node_args) go between the two. Default: none, the command
 	// is the program.

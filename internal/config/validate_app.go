@@ -42,6 +42,9 @@ func (v *validator) validateApp(a *App) {
 	case a.Listen != "":
 		v.add(p+".listen", "listen: is only for mode: shared_socket; in proxy mode herd gives each instance its own PORT")
 	}
+	if a.Mode != SharedMode && a.QueueTimeout != 0 {
+		v.add(p+".queue_timeout", "an app's queue_timeout is only for mode: shared_socket; in proxy mode set it on the route")
+	}
 	v.validateCommand(p, a, cwdOK)
 	if a.Instances < 1 {
 		v.add(p+".instances", "%d instances cannot run; write 1 or more, or \"max\"", a.Instances)

@@ -146,3 +146,60 @@ apps:
 		t.Errorf("Node instances did not exit cleanly on SIGTERM:\n%s", h.out.String())
 	}
 }
+
+// With no ready instance, the shared socket does not leave clients queued
+// in the kernel: after the app's queue_timeout herd answers 503 JSON itself,
+// and stops as soon as an instance is ready again.
+func TestSharedSocketWithNoInstanceAnswers503(t *testing.T) {
+	shared := freeAddr(t)
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP --greeting up
+    mode: shared_socket
+    listen: %s
+    queue_timeout: 300ms
+`, shared))
+	if out, err := h.cli("stop", "web"); err != nil {
+		t.Fatalf("herd stop: %v\n%s", err, out)
+	}
+	// A client that never retries, reading the whole answer.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	res, err := client.Get("http://" + shared + "/")
+	if err != nil {
+		t.Fatalf("GET with no instance: %v (after %s); want a 503", err, time.Since(start))
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var answer struct{ Error, App, Reason string }
+	if res.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &answer) != nil || answer.App != "web" ||
+		!strings.Contains(answer.Reason, "no instance of app \"web\" was ready within 300ms") {
+		t.Fatalf("GET with no instance: %d %s; want 503 JSON naming the app and the wait", res.StatusCode, body)
+	}
+	if out, err := h.cli("start", "web"); err != nil {
+		t.Fatalf("herd start: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the app to answer on the shared socket again", func() bool {
+		res, err := client.Get("http://" + shared + "/")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK && strings.Contains(string(body), "up")
+	})
+	// Once an instance is ready, herd takes nothing off the socket: every
+	// connection reaches the app.
+	for i := range 50 {
+		res, err := client.Get("http://" + shared + "/")
+		if err != nil {
+			t.Fatalf("GET %d after start: %v", i, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %d after start: %d %s; want the app's 200", i, res.StatusCode, body)
+		}
+	}
+}
