@@ -109,6 +109,16 @@ func serveWith(t *testing.T, name string, d deps) *httptest.Server {
 	if d.bcryptCost == 0 {
 		d.bcryptCost = bcrypt.MinCost
 	}
+	if name == "users" {
+		// The seeded hashes are bcrypt at cost 10, a second or more each
+		// under the race detector: the tests' users have cheaper ones.
+		for id, pw := range map[string]string{"usr_alice": "wonderland", "usr_bob": "canwefixit", "usr_carol": "higherfurther"} {
+			h, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+			if _, err := d.store.DB.Exec(`UPDATE user_passwords SET hash = $1 WHERE user_id = $2`, string(h), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	h, closeSvc, err := newHandler(name, d)
 	if err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -135,6 +145,13 @@ func (s *shop) swap(name string, srv *httptest.Server) {
 }
 
 func startShop(t *testing.T, cfg storeConfig) *shop {
+	t.Helper()
+	return startShopWith(t, cfg, nil)
+}
+
+// startShopWith is startShop with each service's deps changed by
+// configure (nil: none), which may also replace the orders store.
+func startShopWith(t *testing.T, cfg storeConfig, configure func(name string, d *deps)) *shop {
 	t.Helper()
 	s := &shop{servers: map[string]*httptest.Server{}, stores: map[string]*Store{}}
 	s.gateway = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +183,11 @@ func startShop(t *testing.T, cfg storeConfig) *shop {
 		svcclient.WithTimeout(2*time.Second), svcclient.WithRetries(2))
 	for _, name := range []string{"users", "products", "payments", "orders"} {
 		st := open(t, name, cfg)
-		srv := serve(t, name, st, peers)
+		d := deps{store: st, peers: peers}
+		if configure != nil {
+			configure(name, &d)
+		}
+		srv := serveWith(t, name, d)
 		s.mu.Lock()
 		s.stores[name], s.servers[name] = st, srv
 		s.mu.Unlock()

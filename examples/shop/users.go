@@ -64,6 +64,10 @@ type usersService struct {
 	d        deps
 	store    *Store
 	sessions *session.Manager
+	// dummyHash is compared against when the email is unknown or has no
+	// password, so that a wrong email takes as long as a wrong password
+	// and the answer's timing does not tell which emails have accounts.
+	dummyHash []byte
 }
 
 // newUsers keeps sessions in Redis when there is one, else in the users
@@ -94,7 +98,12 @@ func newUsers(d deps) (service, func(), error) {
 	if d.secureCookies {
 		m.Cookie.Secure = session.SecureAlways
 	}
-	return &usersService{d: d, store: d.store, sessions: m}, closeFn, nil
+	dummy, err := d.hashPassword("not anyone's password")
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return &usersService{d: d, store: d.store, sessions: m, dummyHash: []byte(dummy)}, closeFn, nil
 }
 
 func (s *usersService) routes(mux *http.ServeMux) {
@@ -206,10 +215,6 @@ func (s *usersService) find(ctx context.Context, id string) (user, error) {
 	return u, nil
 }
 
-// dummyHash is compared against when the email is unknown or has no
-// password, so that a wrong email takes as long as a wrong password and
-// the answer's timing does not tell which emails have accounts.
-var dummyHash = []byte("$2a$10$VgXg.MRrh5KppMrljKIkcOnF1.GnyrP5xVUInoobOVg2nj44Ri8iS")
 
 // errBadLogin is the one answer to a failed login, whatever was wrong.
 var errBadLogin = errorf(http.StatusUnauthorized, "", "the email or the password is wrong")
@@ -237,7 +242,7 @@ func (s *usersService) login(w http.ResponseWriter, r *http.Request) error {
 		strings.ToLower(strings.TrimSpace(in.Email))).Scan(&id, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(in.Password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(in.Password))
 		return errBadLogin
 	case err != nil:
 		return fmt.Errorf("reading the password of %s: %w", in.Email, err)
