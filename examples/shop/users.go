@@ -215,7 +215,6 @@ func (s *usersService) find(ctx context.Context, id string) (user, error) {
 	return u, nil
 }
 
-
 // errBadLogin is the one answer to a failed login, whatever was wrong.
 var errBadLogin = errorf(http.StatusUnauthorized, "", "the email or the password is wrong")
 
