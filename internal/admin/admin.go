@@ -3,6 +3,8 @@
 // instance), /metrics (Prometheus), /services (the services a gateway
 // reaches; POST and DELETE register outside ones) and /debug/pprof. It
 // reads state through functions; only the registry endpoints change any.
+// Writes and profiles refuse browsers' cross-origin requests and, with
+// admin_auth's token, need it as a bearer token.
 package admin
 
 import (
@@ -38,6 +40,9 @@ type Options struct {
 	Required func() []string
 	// Registry takes POST and DELETE /services; nil refuses them.
 	Registry *registry.Registry
+	// Token, when set, is the bearer token writes and /debug/pprof need;
+	// reads (/health, /status, /metrics, GET /services) stay open.
+	Token string
 }
 
 // Handler returns the admin http.Handler.
@@ -56,13 +61,15 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /services", ServicesHandler(opts.Services))
 	mux.Handle("GET /services/{name}", ServicesHandler(opts.Services))
 	reg := registrar{opts.Registry}
-	mux.HandleFunc("POST /services", reg.register)
-	mux.HandleFunc("DELETE /services/{name}/{id}", reg.deregister)
-	// Profiles of herd itself, for `go tool pprof http://ADMIN/debug/pprof/profile`.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	guarded := func(h http.HandlerFunc) http.Handler { return guard(opts.Token, h) }
+	mux.Handle("POST /services", guarded(reg.register))
+	mux.Handle("DELETE /services/{name}/{id}", guarded(reg.deregister))
+	// Profiles of herd itself, for `go tool pprof http://ADMIN/debug/pprof/profile`
+	// (with -H 'Authorization: Bearer TOKEN' when admin_auth has one).
+	mux.Handle("GET /debug/pprof/", guarded(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", guarded(pprof.Profile))
+	mux.Handle("GET /debug/pprof/symbol", guarded(pprof.Symbol))
+	mux.Handle("GET /debug/pprof/trace", guarded(pprof.Trace))
 	return jsonErrors(mux)
 }
 

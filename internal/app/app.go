@@ -228,7 +228,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	adminSrv := &http.Server{Handler: admin.Handler(admin.Options{
 		Status: status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: reg,
-	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+		Token: cfg.AdminAuth.Token,
+	}), ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout), ErrorLog: errorLog}
 	var httpsSrv *http.Server
 	var tlsLn net.Listener
 	if cfg.TLS.Cert != "" {

@@ -64,6 +64,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			if err == nil {
 				override(cfg)
+				err = config.CheckAdminAuth(cfg)
 			}
 			if err != nil {
 				code = exitBadConf
@@ -102,7 +103,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				// shared_socket apps' listen:), through the same config.Bind.
 				if problems := config.CheckListeners(cfg); len(problems) > 0 {
 					err = problems
-				} else {
+				} else if err = config.CheckAdminAuth(cfg); err == nil {
 					err = app.CheckServices(cmd.Context(), cfg)
 				}
 			}

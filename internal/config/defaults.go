@@ -19,6 +19,9 @@ func (c *Config) applyDefaults() {
 	c.Listen = cmp.Or(c.Listen, ":8080")
 	c.Admin = cmp.Or(c.Admin, "127.0.0.1:9090")
 	base := c.baseDir()
+	if c.AdminAuth.TokenFile != "" {
+		c.AdminAuth.TokenFile = absUnder(base, c.AdminAuth.TokenFile)
+	}
 	c.Logs.applyDefaults(base)
 	c.AccessLog.applyDefaults(base, c.Logs.Dir)
 	c.TLS.applyDefaults(base)

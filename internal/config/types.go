@@ -23,6 +23,9 @@ type Config struct {
 	Listen string `yaml:"listen" json:"listen,omitempty"`
 	// Admin is the admin listener (/health, /status, /metrics). Default "127.0.0.1:9090".
 	Admin string `yaml:"admin" json:"admin,omitempty"`
+	// AdminAuth guards the admin listener's write endpoints. Default: none,
+	// which only a loopback admin may have.
+	AdminAuth AdminAuth `yaml:"admin_auth" json:"admin_auth,omitempty"`
 	// TrustedProxies lists the peers (CIDRs or single addresses) whose incoming
 	// X-Forwarded-For/-Proto/-Host and X-Real-IP are believed. Default: none.
 	TrustedProxies []Prefix `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
@@ -50,6 +53,26 @@ type Config struct {
 	// Registry configures the service registry behind gateway routes and
 	// the admin listener's /services and /health.
 	Registry Registry `yaml:"registry" json:"registry"`
+}
+
+// AdminAuth is the bearer token the admin listener's writes (POST and
+// DELETE /services, the actions to come) and /debug/pprof take. Reads that
+// probes and Prometheus need (/health, /metrics, /status, GET /services)
+// stay open. With a token, writes need `Authorization: Bearer TOKEN`
+// wherever the listener is; without one, an admin listener off loopback is
+// refused unless Insecure says so.
+type AdminAuth struct {
+	// TokenFile holds the token (surrounding whitespace trimmed), like a
+	// Kubernetes secret mounted as a file. Default: none.
+	TokenFile string `yaml:"token_file" json:"token_file,omitempty"`
+	// TokenEnv names the environment variable that holds the token. Default: none.
+	TokenEnv string `yaml:"token_env" json:"token_env,omitempty"`
+	// Insecure: true lets an admin listener off loopback take writes with
+	// no token. Default false.
+	Insecure bool `yaml:"insecure" json:"insecure,omitempty"`
+	// Token is the token read from TokenFile or TokenEnv when the config
+	// was validated; never printed.
+	Token string `yaml:"-" json:"-"`
 }
 
 // Registry configures herd's service registry. `registry: redis://…` is

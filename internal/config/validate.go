@@ -60,6 +60,7 @@ func (v *validator) absent(key, msg string) {
 func (c *Config) validate(skip func(path string) bool) Errors {
 	v := &validator{c: c, skip: skip}
 	v.validateListeners()
+	v.validateAdminAuth()
 
 	// names are the apps and upstreams routes may name, in file order.
 	names := make([]string, 0, len(c.Apps)+len(c.Upstreams))
