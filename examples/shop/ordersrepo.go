@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -395,21 +396,28 @@ func (r *shardRepo) insert(ctx context.Context, o order) error {
 	return r.db.Tx(ctx, o.UserID, func(tx pgx.Tx) error { return insertOrder(ctx, pgxConn{tx}, o, &b) })
 }
 
-// find asks every shard: strict, so a shard that fails is an error (503),
-// never a 404 for an order that may be on it.
+// find asks every shard. An order found is the answer even if another
+// shard failed (an id is on one shard only); not found while a shard
+// failed is a 503 naming it, never a 404 for an order that may be there.
 func (r *shardRepo) find(ctx context.Context, id string, _ bool) (order, error) {
 	res, err := r.db.QueryAll(ctx, shard.Query{
-		SQL:  orderSelect(true, `o.shard_bucket = ANY($1) AND o.id = $2`),
-		Args: []any{id},
+		SQL:          orderSelect(true, `o.shard_bucket = ANY($1) AND o.id = $2`),
+		Args:         []any{id},
+		ShardTimeout: 5 * time.Second,
+		AllowPartial: true,
 	})
 	var pe *shard.PartialError
-	if errors.As(err, &pe) {
-		return order{}, errorf(503, "", "order %s may be on a shard that did not answer: %v", id, pe)
-	}
-	if err != nil {
+	if err != nil && !errors.As(err, &pe) {
 		return order{}, fmt.Errorf("reading order %s: %w", id, err)
 	}
-	orders, err := ordersOf(res.Rows)
+	var rows [][]any
+	if res != nil {
+		rows = res.Rows
+	}
+	orders, err := ordersOf(rows)
+	if err == nil && len(orders) == 0 && pe != nil {
+		return order{}, errorf(http.StatusServiceUnavailable, "", "order %s may be on a shard that did not answer: %v", id, pe)
+	}
 	return oneOrder(orders, err, id)
 }
 
@@ -421,7 +429,7 @@ func (r *shardRepo) byUser(ctx context.Context, userID string, limit int) ([]ord
 		return err
 	})
 	if err != nil {
-		return nil, errorf(503, "", "the shard of user %s did not answer: %v", userID, err)
+		return nil, errorf(http.StatusServiceUnavailable, "", "the shard of user %s did not answer: %v", userID, err)
 	}
 	return orders, nil
 }
