@@ -1,8 +1,11 @@
-// Package app starts herd's subsystems for one config and stops them in
-// order: listeners are bound first (so a port in use fails before anything
-// starts), then the supervisor, proxy and admin servers run together; on
-// cancellation the public listener stops accepting while every instance
-// drains, and the admin listener closes last.
+// Package app runs herd for one config, in four steps a reader finds in
+// Run: bind every socket (a port in use fails before anything starts),
+// assemble the parts (supervisor, the instances seam that keeps the
+// balancer's pools in step with the supervisor, the frontend, the admin
+// and control servers), start them together, and on cancellation stop
+// them in order: the registry stops publishing, the public listeners stop
+// accepting while every instance drains, and the admin listener closes
+// last. Every goroutine Run starts has returned when it returns.
 package app
 
 import (
@@ -21,7 +24,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,204 +60,158 @@ type Options struct {
 // Run runs cfg until ctx ends, then stops gracefully. A listener that cannot
 // be bound is reported as config.Errors naming the line of its key.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
-	log := opts.Log
-	public, adminLn, err := listen(cfg)
+	b, err := bind(cfg, opts.Socket)
 	if err != nil {
 		return err
 	}
-	if err := buildApps(ctx, cfg.Apps, log); err != nil {
-		public.Close()
-		adminLn.Close()
+	defer b.close()
+	if err := buildApps(ctx, cfg.Apps, opts.Log); err != nil {
 		return err
 	}
-	store, err := registryStore(ctx, cfg)
+	n, err := assemble(ctx, cfg, opts, b)
 	if err != nil {
-		public.Close()
-		adminLn.Close()
 		return err
 	}
-	defer store.Close()
-	shared, err := listenShared(cfg)
-	if err != nil {
-		public.Close()
-		adminLn.Close()
-		return err
-	}
+	defer n.close()
+	return n.serve(ctx)
+}
+
+// node is one running herd: the parts assemble made, which serve starts
+// and stops.
+type node struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+	b    *bound
+
+	logs      *logbuf.Buffer
+	instances *instances
+	sup       *supervisor.Supervisor
+	status    func() []supervisor.AppStatus
+	mgr       *manager
+	front     *frontend
+	reg       *registry.Registry
+
+	public   server       // the fast path, or publicSrv alone
+	https    *http.Server // nil without tls:
+	adminSrv *http.Server
+
+	closers []func() // run by close, last first
+}
+
+// assemble makes every part of the node; on an error it releases what it
+// made.
+func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (_ *node, err error) {
+	n := &node{cfg: cfg, opts: opts, log: opts.Log, b: b}
 	defer func() {
-		for _, f := range shared {
-			f.Close()
+		if err != nil {
+			n.close()
 		}
 	}()
-	socket := opts.Socket
-	if socket == "" {
-		socket = SocketPath(cfg.File)
-	}
-	controlLn, err := control.Listen(socket)
+	store, err := registryStore(ctx, cfg)
 	if err != nil {
-		public.Close()
-		adminLn.Close()
-		return err
+		return nil, err
 	}
-	defer os.Remove(socket)
-	logs := logbuf.New(opts.Output, 1000)
+	n.closers = append(n.closers, func() { store.Close() })
+
+	n.logs = logbuf.New(opts.Output, 1000)
 	if !cfg.Logs.Off {
 		apps := map[string]logbuf.AppFiles{}
 		for _, a := range cfg.Apps {
 			apps[a.Name] = logbuf.AppFiles{Merge: a.MergeLogs, DateFormat: a.LogDateFormat, JSON: a.LogType == "json"}
 		}
-		err := logs.EnableFiles(logbuf.FileOptions{
+		err := n.logs.EnableFiles(logbuf.FileOptions{
 			Dir: cfg.Logs.Dir, MaxSize: int64(cfg.Logs.MaxSize), MaxFiles: cfg.Logs.MaxFiles, MaxAge: time.Duration(cfg.Logs.MaxAge),
 		}, apps)
 		if err != nil {
-			public.Close()
-			adminLn.Close()
-			controlLn.Close()
-			return err
+			return nil, err
 		}
-		defer logs.Close()
+		n.closers = append(n.closers, func() { n.logs.Close() })
 	}
 
-	// Apps that serve (every ready: but process) get a pool; upstreams'
-	// come with the frontend. A worker has no pool, so no route, gateway
-	// service or registry entry ever sends to it.
-	pools := make(map[string]*balance.Pool, len(cfg.Apps))
-	weights := map[string]int{}
-	for _, a := range cfg.Apps {
-		if a.Ready.Process {
-			continue
-		}
-		pools[a.Name] = balance.NewPool(a.Name, a.MaxFails, time.Duration(a.FailTimeout))
-		weights[a.Name] = a.Weight
+	if n.instances, err = newInstances(cfg, b.shared); err != nil {
+		return nil, err
 	}
-	live := &liveBackends{byID: map[uint64]*balance.Backend{}, weights: weights}
-	guards := map[string]*sharedGuard{}
-	for _, a := range cfg.Apps {
-		if f := shared[a.Name]; f != nil {
-			g, err := newSharedGuard(a.Name, f, time.Duration(a.QueueTimeout))
-			if err != nil {
-				public.Close()
-				adminLn.Close()
-				controlLn.Close()
-				return err
-			}
-			guards[a.Name] = g
-		}
-	}
-	var reg *registry.Registry
-	sup := supervisor.New(cfg, supervisor.Hooks{
-		Ready: func(in supervisor.Instance) {
-			if g := guards[in.App]; g != nil {
-				g.setReady(in.ID, true)
-			}
-			if pool := pools[in.App]; pool != nil {
-				pool.Add(live.add(in))
-				reg.Wake()
-			}
-		},
-		Drain: func(ctx context.Context, in supervisor.Instance) {
-			if g := guards[in.App]; g != nil {
-				g.setReady(in.ID, false)
-			}
-			if b := live.get(in.ID); b != nil {
-				pools[in.App].Drain(ctx, b)
-			}
-		},
-		Gone: func(in supervisor.Instance) {
-			if g := guards[in.App]; g != nil {
-				g.setReady(in.ID, false)
-			}
-			if b := live.remove(in.ID); b != nil {
-				pools[in.App].Remove(b)
-				reg.Wake()
-			}
-		},
-	}, log, logs.Writer)
-	sup.Listeners = shared
-	sup.Env = herdEnv(cfg, public.Addr(), adminLn.Addr())
-
-	status := func() []supervisor.AppStatus {
-		apps := sup.Status()
-		for i := range apps {
-			for j := range apps[i].Instances {
-				if b := live.get(apps[i].Instances[j].ID); b != nil {
-					apps[i].Instances[j].Inflight = b.Inflight()
-				}
-			}
-		}
-		return apps
-	}
-	metrics := admin.NewMetrics(status)
-	mgr := &manager{cfgPath: cfg.File, env: opts.Env, sup: sup, status: status, log: log}
-	var front *frontend
-	mgr.onReloadAll = func(c *config.Config) error { return front.load(c) }
+	n.closers = append(n.closers, n.instances.close)
+	n.sup = supervisor.New(cfg, n.instances.hooks(), n.log, n.logs.Writer)
+	n.sup.Listeners = b.shared
+	n.sup.Env = herdEnv(cfg, b.public.Addr(), b.admin.Addr())
+	n.status = func() []supervisor.AppStatus { return n.instances.withInflight(n.sup.Status()) }
+	metrics := admin.NewMetrics(n.status)
+	n.mgr = &manager{cfgPath: cfg.File, env: opts.Env, sup: n.sup, status: n.status, log: n.log}
+	n.mgr.onReloadAll = func(c *config.Config) error { return n.front.load(c) }
 
 	access, closeAccess, err := openAccessLog(cfg)
 	if err != nil {
-		public.Close()
-		adminLn.Close()
-		controlLn.Close()
-		return err
+		return nil, err
 	}
-	defer closeAccess()
-	front = &frontend{pools: pools, log: log, observe: metrics.ObserveRequest, access: access}
-	defer front.close()
-	reg = registry.New(registry.Options{
-		Store: store, Advertise: cfg.Registry.Advertise, TTL: time.Duration(cfg.Registry.TTL), Log: log,
-		Check: healthCheck(cfg.Registry.Check), Local: front.localPools,
+	n.closers = append(n.closers, closeAccess)
+	n.front = &frontend{pools: n.instances.pools, log: n.log, observe: metrics.ObserveRequest, access: access}
+	n.closers = append(n.closers, n.front.close)
+	n.reg = registry.New(registry.Options{
+		Store: store, Advertise: cfg.Registry.Advertise, TTL: time.Duration(cfg.Registry.TTL), Log: n.log,
+		Check: healthCheck(cfg.Registry.Check), Local: n.front.localPools,
 	})
-	front.directory = reg
-	services := func() []registry.ServiceStatus { return front.services(status(), reg) }
-	required := func() []string { return *front.required.Load() }
-	front.endpoints = map[string]http.Handler{
+	n.instances.reg = n.reg
+	n.front.directory = n.reg
+	services := func() []registry.ServiceStatus { return n.front.services(n.status(), n.reg) }
+	required := func() []string { return *n.front.required.Load() }
+	n.front.endpoints = map[string]http.Handler{
 		"health":   admin.HealthHandler(services, required),
 		"services": admin.ServicesHandler(services),
 	}
-	err = front.load(cfg)
-	if err != nil {
-		public.Close()
-		adminLn.Close()
-		controlLn.Close()
-		return err
+	if err := n.front.load(cfg); err != nil {
+		return nil, err
 	}
 
-	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	errorLog := slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)
 	publicSrv := &http.Server{
-		Handler:           front,
+		Handler:           n.front,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
 		ErrorLog:          errorLog,
 	}
-	adminSrv := &http.Server{Handler: admin.Handler(admin.Options{
-		Status: status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: reg,
+	n.adminSrv = &http.Server{Handler: admin.Handler(admin.Options{
+		Status: n.status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: n.reg,
 		Token: cfg.AdminAuth.Token,
 	}), ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout), ErrorLog: errorLog}
-	var httpsSrv *http.Server
-	var tlsLn net.Listener
-	if cfg.TLS.Cert != "" {
-		httpsSrv, tlsLn, err = tlsServer(cfg, front, errorLog)
-		if err != nil {
-			public.Close()
-			adminLn.Close()
-			controlLn.Close()
-			return err
+	if b.tls != nil {
+		if n.https, err = tlsServer(cfg, n.front, errorLog); err != nil {
+			return nil, err
 		}
 		if cfg.TLS.RedirectHTTP {
-			publicSrv.Handler = redirectToHTTPS(tlsLn.Addr())
+			publicSrv.Handler = redirectToHTTPS(b.tls.Addr())
 		}
 	}
-
-	log.Info("herd listening", "public", public.Addr().String(), "admin", adminLn.Addr().String(), "control", socket, "apps", len(cfg.Apps))
-	if opts.Ready != nil {
-		opts.Ready(public.Addr(), adminLn.Addr())
-	}
-
 	// The public listener serves plain proxying by the fast path, the rest
 	// by publicSrv; a redirect to HTTPS is all net/http.
-	var publicServer server = publicSrv
+	n.public = publicSrv
 	if *cfg.Server.FastPath && !cfg.TLS.RedirectHTTP {
-		publicServer = &proxy.Server{Handler: front.current.Load, Fallback: publicSrv}
+		n.public = &proxy.Server{Handler: n.front.current.Load, Fallback: publicSrv}
 	}
+	return n, nil
+}
+
+// close releases what assemble made, last first.
+func (n *node) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
+}
+
+// serve starts every part, waits for the end (ctx, a failed listener), carrying
+// out SIGHUP reloads meanwhile, and stops the parts in order.
+func (n *node) serve(ctx context.Context) error {
+	cfg, log, b := n.cfg, n.log, n.b
+	log.Info("herd listening", "public", b.public.Addr().String(), "admin", b.admin.Addr().String(), "control", b.socket, "apps", len(cfg.Apps))
+	if n.opts.Ready != nil {
+		n.opts.Ready(b.public.Addr(), b.admin.Addr())
+	}
+
+	// Start. Every goroutine is in wg; the channels say when the parts
+	// that stop in order have stopped.
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 4)
 	serve := func(srv server, ln net.Listener) {
@@ -263,87 +219,92 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			serveErr <- err
 		}
 	}
-	wg.Go(func() { serve(publicServer, public) })
-	wg.Go(func() { serve(adminSrv, adminLn) })
-	if httpsSrv != nil {
+	wg.Go(func() { serve(n.public, b.public) })
+	wg.Go(func() { serve(n.adminSrv, b.admin) })
+	if n.https != nil {
+		// ServeTLS sets up HTTP/2 unless TLSNextProto turned it off.
 		wg.Go(func() {
-			// ServeTLS sets up HTTP/2 unless TLSNextProto turned it off.
-			if err := httpsSrv.ServeTLS(tlsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := n.https.ServeTLS(b.tls, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- err
 			}
 		})
 	}
 	controlCtx, stopControl := context.WithCancel(context.Background())
 	wg.Go(func() {
-		if err := control.Serve(controlCtx, controlLn, control.Handler(mgr, logs)); err != nil {
+		if err := control.Serve(controlCtx, b.control, control.Handler(n.mgr, n.logs)); err != nil {
 			serveErr <- err
 		}
 	})
-
 	runCtx, stopApps := context.WithCancel(ctx)
 	defer stopApps()
 	supDone := make(chan struct{})
-	go func() {
-		_ = sup.Run(runCtx)
+	wg.Go(func() {
+		_ = n.sup.Run(runCtx)
 		close(supDone)
-	}()
-
-	for _, g := range guards {
-		wg.Go(func() { g.run(runCtx) })
-	}
-	wg.Go(func() { notifyReady(runCtx, status, log) })
-	wg.Go(func() { announce(runCtx, cfg, status, opts.Output, public.Addr(), adminLn.Addr()) })
+	})
+	wg.Go(func() { n.instances.run(runCtx) })
+	wg.Go(func() { notifyReady(runCtx, n.status, log) })
+	wg.Go(func() { announce(runCtx, cfg, n.status, n.opts.Output, b.public.Addr(), b.admin.Addr()) })
 	regCtx, stopRegistry := context.WithCancel(context.Background())
 	regDone := make(chan struct{})
-	go func() {
-		reg.Run(regCtx)
+	wg.Go(func() {
+		n.reg.Run(regCtx)
 		close(regDone)
-	}()
-	var runErr error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping: draining requests and instances")
-			break wait
-		case runErr = <-serveErr:
-			log.Error("listener failed; stopping", "err", runErr)
-			break wait
-		case <-opts.Reload:
-			log.Info("SIGHUP: reloading every app from " + cfg.File)
-			_ = systemd.Notify("RELOADING=1")
-			if err := mgr.Action(runCtx, "reload", "all"); err != nil {
-				log.Error("reload failed; the old instances keep serving", "err", err)
-			}
-			_ = systemd.Notify("READY=1")
-		}
-	}
+	})
+
+	// Wait.
+	runErr := n.wait(ctx, runCtx, serveErr)
+
+	// Stop, in order.
 	_ = systemd.Notify("STOPPING=1")
 	// Other nodes stop routing here before the instances drain.
 	stopRegistry()
 	<-regDone
 	stopApps()
-
-	// The public listener stops accepting while instances drain; requests
+	// The public listeners stop accepting while instances drain; requests
 	// already in flight finish, bounded by the longest drain_timeout.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), longestDrain(cfg)+time.Second)
 	defer cancel()
-	if httpsSrv != nil {
-		go func() {
-			if err := httpsSrv.Shutdown(shutdownCtx); err != nil {
-				httpsSrv.Close()
+	var shutdown sync.WaitGroup
+	if n.https != nil {
+		shutdown.Go(func() {
+			if err := n.https.Shutdown(shutdownCtx); err != nil {
+				n.https.Close()
 			}
-		}()
+		})
 	}
-	if err := publicServer.Shutdown(shutdownCtx); err != nil {
-		publicServer.Close()
+	if err := n.public.Shutdown(shutdownCtx); err != nil {
+		n.public.Close()
 	}
+	shutdown.Wait()
 	<-supDone
-	_ = adminSrv.Close()
+	_ = n.adminSrv.Close()
 	stopControl()
 	wg.Wait()
 	log.Info("herd stopped")
 	return runErr
+}
+
+// wait returns when ctx ends (nil) or a listener fails (its error),
+// carrying out SIGHUP reloads meanwhile.
+func (n *node) wait(ctx, runCtx context.Context, serveErr <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			n.log.Info("stopping: draining requests and instances")
+			return nil
+		case err := <-serveErr:
+			n.log.Error("listener failed; stopping", "err", err)
+			return err
+		case <-n.opts.Reload:
+			n.log.Info("SIGHUP: reloading every app from " + n.cfg.File)
+			_ = systemd.Notify("RELOADING=1")
+			if err := n.mgr.Action(runCtx, "reload", "all"); err != nil {
+				n.log.Error("reload failed; the old instances keep serving", "err", err)
+			}
+			_ = systemd.Notify("READY=1")
+		}
+	}
 }
 
 // server is what serves a listener: an *http.Server or a *proxy.Server.
@@ -353,108 +314,12 @@ type server interface {
 	Close() error
 }
 
-// announce prints, once every app has a ready instance, where herd serves
-// and the config's banner: text, so that whoever ran `herd up` knows what
-// to try. Addresses in the banner are the ones herd listens on.
-func announce(ctx context.Context, cfg *config.Config, status func() []supervisor.AppStatus, out io.Writer, public, admin net.Addr) {
-	if !waitAllReady(ctx, status, 0) {
-		return
-	}
-	pub, adm := loopbackAddr(public), loopbackAddr(admin)
-	instances := 0
-	for _, a := range status() {
-		instances += len(a.Instances)
-	}
-	text := fmt.Sprintf("\nherd is serving %d apps (%d instances) on http://%s; admin API on http://%s\n", len(cfg.Apps), instances, pub, adm)
-	if cfg.Banner != "" {
-		banner := strings.NewReplacer("{listen}", pub, "{admin}", adm).Replace(cfg.Banner)
-		text += "\n" + strings.TrimRight(banner, "\n") + "\n"
-	}
-	_, _ = io.WriteString(out, text+"\n")
-}
-
-// notifyReady tells systemd herd is ready once every app has a ready
-// instance, or after 30 s, whichever comes first; it
-// polls only until then.
-func notifyReady(ctx context.Context, status func() []supervisor.AppStatus, log *slog.Logger) {
-	if os.Getenv("NOTIFY_SOCKET") == "" {
-		return
-	}
-	waitAllReady(ctx, status, 30*time.Second)
-	if ctx.Err() != nil {
-		return
-	}
-	if err := systemd.Notify("READY=1"); err != nil {
-		log.Warn("telling systemd herd is ready", "err", err)
-	}
-}
-
-// waitAllReady polls until every app has a ready instance (true), ctx
-// ends, or limit (if not zero) passes.
-func waitAllReady(ctx context.Context, status func() []supervisor.AppStatus, limit time.Duration) bool {
-	var deadline <-chan time.Time
-	if limit > 0 {
-		deadline = time.After(limit)
-	}
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for !allReady(status()) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-deadline:
-			return false
-		case <-t.C:
-		}
-	}
-	return true
-}
-
-func allReady(apps []supervisor.AppStatus) bool {
-	for _, a := range apps {
-		ready := false
-		for _, in := range a.Instances {
-			ready = ready || in.State == supervisor.Ready
-		}
-		if !ready {
-			return false
-		}
-	}
-	return true
-}
-
-// listen binds the public and admin listeners, reporting failures against
-// the config lines that name them.
-func listen(cfg *config.Config) (public, adminLn net.Listener, err error) {
-	public, err1 := net.Listen("tcp", cfg.Listen)
-	adminLn, err2 := net.Listen("tcp", cfg.Admin)
-	var problems config.Errors
-	if err1 != nil {
-		problems = append(problems, config.ListenProblem(cfg, "listen", cfg.Listen, err1))
-	}
-	if err2 != nil {
-		problems = append(problems, config.ListenProblem(cfg, "admin", cfg.Admin, err2))
-	}
-	if len(problems) > 0 {
-		for _, l := range []net.Listener{public, adminLn} {
-			if l != nil {
-				l.Close()
-			}
-		}
-		return nil, nil, problems
-	}
-	return public, adminLn, nil
-}
-
-// tlsServer binds the HTTPS listener with the config's certificate.
-func tlsServer(cfg *config.Config, h http.Handler, errorLog *log.Logger) (*http.Server, net.Listener, error) {
+// tlsServer is the HTTPS server with the config's certificate; bind has
+// bound its listener.
+func tlsServer(cfg *config.Config, h http.Handler, errorLog *log.Logger) (*http.Server, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
-		return nil, nil, config.Errors{cfg.Problem("tls.cert", fmt.Sprintf("cannot load the certificate and key: %v", err))}
-	}
-	ln, err := net.Listen("tcp", cfg.TLS.Listen)
-	if err != nil {
-		return nil, nil, config.Errors{config.ListenProblem(cfg, "tls.listen", cfg.TLS.Listen, err)}
+		return nil, config.Errors{cfg.Problem("tls.cert", fmt.Sprintf("cannot load the certificate and key: %v", err))}
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -467,7 +332,7 @@ func tlsServer(cfg *config.Config, h http.Handler, errorLog *log.Logger) (*http.
 	if cfg.TLS.HTTP2 != nil && !*cfg.TLS.HTTP2 {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // HTTP/1.1 only
 	}
-	return srv, ln, nil
+	return srv, nil
 }
 
 // redirectToHTTPS answers every plain-HTTP request with a 308 to the same
@@ -529,37 +394,6 @@ func openAccessLog(cfg *config.Config) (*accesslog.Logger, func(), error) {
 	}, nil
 }
 
-// listenShared binds the sockets of shared_socket apps, as files their
-// instances inherit.
-func listenShared(cfg *config.Config) (map[string]*os.File, error) {
-	files := map[string]*os.File{}
-	var problems config.Errors
-	for _, a := range cfg.Apps {
-		if a.Mode != config.SharedMode {
-			continue
-		}
-		l, err := net.Listen("tcp", a.Listen)
-		if err != nil {
-			problems = append(problems, config.ListenProblem(cfg, "apps."+a.Name+".listen", a.Listen, err))
-			continue
-		}
-		f, err := l.(*net.TCPListener).File()
-		l.Close() // f holds its own descriptor of the socket
-		if err != nil {
-			problems = append(problems, cfg.Problem("apps."+a.Name+".listen", fmt.Sprintf("cannot share %s: %v", a.Listen, err)))
-			continue
-		}
-		files[a.Name] = f
-	}
-	if len(problems) > 0 {
-		for _, f := range files {
-			f.Close()
-		}
-		return nil, problems
-	}
-	return files, nil
-}
-
 func longestDrain(cfg *config.Config) time.Duration {
 	var d time.Duration
 	for _, a := range cfg.Apps {
@@ -583,36 +417,6 @@ func upstreamPool(u *config.Upstream) *balance.Pool {
 		})
 	}
 	return p
-}
-
-// liveBackends maps supervisor instance ids to balancer backends.
-type liveBackends struct {
-	mu      sync.Mutex
-	byID    map[uint64]*balance.Backend
-	weights map[string]int // per app
-}
-
-func (l *liveBackends) add(in supervisor.Instance) *balance.Backend {
-	// The ID names the slot, so hashing and sticky cookies survive restarts.
-	b := &balance.Backend{Addr: in.Addr, App: in.App, Index: in.Index, ID: in.App + "/" + strconv.Itoa(in.Index), Weight: l.weights[in.App]}
-	l.mu.Lock()
-	l.byID[in.ID] = b
-	l.mu.Unlock()
-	return b
-}
-
-func (l *liveBackends) get(id uint64) *balance.Backend {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.byID[id]
-}
-
-func (l *liveBackends) remove(id uint64) *balance.Backend {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.byID[id]
-	delete(l.byID, id)
-	return b
 }
 
 // SocketPath is the default control socket for the config at file: in a
@@ -662,32 +466,6 @@ func CheckServices(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	return nil
-}
-
-// herdEnv tells instances where herd's gateway and admin API are, so that
-// services find each other without configuration.
-func herdEnv(cfg *config.Config, public, admin net.Addr) []string {
-	env := []string{"HERD_URL=http://" + loopbackAddr(public), "HERD_ADMIN_URL=http://" + loopbackAddr(admin)}
-	for _, r := range cfg.Routes {
-		if r.Gateway {
-			env = append(env, "HERD_GATEWAY_URL=http://"+loopbackAddr(public)+strings.TrimSuffix(r.Path, "/"))
-			break
-		}
-	}
-	return env
-}
-
-// loopbackAddr is addr with an unspecified host (listen: :8080) made
-// 127.0.0.1, an address an instance on this machine can dial.
-func loopbackAddr(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 func healthCheck(c config.HealthCheck) health.Check {
