@@ -110,4 +110,3 @@ func loopbackAddr(addr net.Addr) string {
 	}
 	return net.JoinHostPort(host, port)
 }
-
