@@ -17,7 +17,9 @@ import (
 
 // announce prints, once every app has a ready instance, where herd serves
 // and the config's banner: text, so that whoever ran `herd up` knows what
-// to try. Addresses in the banner are the ones herd listens on.
+// to try. Addresses in the banner are the ones herd listens on; a
+// shared_socket app is named at its own address, which herd's listener
+// does not serve.
 func announce(ctx context.Context, cfg *config.Config, status func() []supervisor.AppStatus, out io.Writer, public, admin net.Addr) {
 	if !waitAllReady(ctx, status, 0) {
 		return
@@ -27,7 +29,25 @@ func announce(ctx context.Context, cfg *config.Config, status func() []superviso
 	for _, a := range status() {
 		instances += len(a.Instances)
 	}
-	text := fmt.Sprintf("\nherd is serving %d apps (%d instances) on http://%s; admin API on http://%s\n", len(cfg.Apps), instances, pub, adm)
+	var text string
+	if len(cfg.Routes) > 0 {
+		text = fmt.Sprintf("\nherd is serving %d apps (%d instances) on http://%s; admin API on http://%s\n", len(cfg.Apps), instances, pub, adm)
+	} else {
+		text = fmt.Sprintf("\nherd is running %d apps (%d instances); admin API on http://%s\n", len(cfg.Apps), instances, adm)
+	}
+	// Apps herd's listener does not serve: say where they are.
+	for _, a := range cfg.Apps {
+		switch {
+		case a.Mode == config.SharedMode:
+			host, port, _ := net.SplitHostPort(a.Listen)
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				host = "127.0.0.1"
+			}
+			text += fmt.Sprintf("  %s: on http://%s (shared socket; its instances accept there)\n", a.Name, net.JoinHostPort(host, port))
+		case a.Ready.Process:
+			text += fmt.Sprintf("  %s: worker (serves no port)\n", a.Name)
+		}
+	}
 	if cfg.Banner != "" {
 		banner := strings.NewReplacer("{listen}", pub, "{admin}", adm).Replace(cfg.Banner)
 		text += "\n" + strings.TrimRight(banner, "\n") + "\n"

@@ -46,6 +46,13 @@ routes:
 	if want := "restart_delay: 10 is 10ms"; !strings.Contains(h.out.String(), want) {
 		t.Errorf("herd up did not warn %q:\n%s", want, h.out.String())
 	}
+	// The banner names the shared socket's own address and the worker.
+	waitFor(t, 5*time.Second, "the banner", func() bool { return strings.Contains(h.out.String(), "herd is serving 3 apps") })
+	for _, want := range []string{"  edge: on http://" + shared + " (shared socket", "  queue: worker (serves no port)"} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, h.out.String())
+		}
+	}
 
 	// Ready means warmed up: no 503 from an instance that had not yet sent 'ready'.
 	for _, url := range []string{"http://" + h.public + "/", "http://" + shared + "/"} {
