@@ -17,10 +17,19 @@
 // $HERD_GATEWAY_URL (which herd sets for its instances). A service also
 // answers under its own name (/users/ID), so it can be called without herd.
 //
-// Placing an order is a small saga: check the user and the products, take
-// the payment (idempotent on the order id, so a retry never charges twice),
-// store the order; if storing fails the payment is refunded. A herd.yaml for
-// the whole system:
+// Placing an order is a small saga: check the user, reserve the stock with
+// products (which answers the prices; all or nothing, never below zero),
+// take the payment (idempotent on the order id, so a retry never charges
+// twice), store the order; if paying or storing fails the stock is given
+// back and the payment refunded.
+//
+// The data layer is the repository's packages: products reads through
+// package cache (L1 in each process, L2 and fleet-wide invalidation in
+// Redis with REDIS_URL), users keeps logins in package session (Redis, or
+// the users database), orders reads replicas through package dbrouter with
+// read-your-writes tokens (DATABASE_REPLICA_URLS), or shards by user id
+// with package shard (SHOP_ORDER_SHARDS). README.md in this folder says
+// what each shows and how to run it.
 //
 // herd.yaml at the root of this repository runs the whole system, with the
 // gateway on / (so /products/ID reaches products as /ID):
@@ -28,8 +37,10 @@
 //	go run ./cmd/herd up
 //	curl -d '{"user_id":"usr_alice","items":[{"product_id":"prd_keyboard","quantity":2}]}' localhost:8080/orders
 //
-// Environment: PORT (required), DATABASE_URL, SHOP_DATA, and for orders
-// SHOP_GATEWAY_URL, else HERD_GATEWAY_URL, else http://127.0.0.1:8080/api.
+// Environment: PORT (required), DATABASE_URL, SHOP_DATA, REDIS_URL,
+// DATABASE_REPLICA_URLS, SHOP_ORDER_SHARDS, SHOP_SECURE_COOKIES, and for
+// orders SHOP_GATEWAY_URL, else HERD_GATEWAY_URL, else
+// http://127.0.0.1:8080/api.
 package main
 
 import (
