@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,50 @@ func TestProductPatchAcrossProcesses(t *testing.T) {
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	t.Logf("PATCH answered on A → a GET on B answered the new price: %d of %d rounds at B's first GET; time to a fresh answer (GETs included) median %v, p99 %v, max %v",
 		firstFresh, rounds, lags[rounds/2], lags[rounds*99/100], lags[rounds-1])
+}
+
+// The environment's mistakes stop the shop at start with exit 2 and the
+// fix.
+func TestEnvironmentMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"replicas without a primary", map[string]string{"DATABASE_REPLICA_URLS": "postgres://r/x"}, "set DATABASE_URL too"},
+		{"one shard", map[string]string{"SHOP_ORDER_SHARDS": "postgres://a/x"}, "list two or more"},
+		{"a shard that is not postgres", map[string]string{"SHOP_ORDER_SHARDS": "postgres://a/x, mysql://u:secret@b/y"}, `"mysql://u:xxxxx@b/y" is not a postgres:// URL`},
+		{"secure cookies", map[string]string{"SHOP_SECURE_COOKIES": "yes"}, "use 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["PORT"] = "1"
+			var stderr syncBuffer
+			code := run([]string{"orders"}, func(k string) string { return tc.env[k] }, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// `shop orders` with SHOP_ORDER_SHARDS, as herd would run it, creates the
+// map on its first start, opens it on the next, and serves.
+func TestOrdersProcessOnShards(t *testing.T) {
+	a, _ := testenv.PostgresDatabase(t)
+	b, _ := testenv.PostgresDatabase(t)
+	env := []string{"SHOP_ORDER_SHARDS=" + a + "," + b, "SHOP_DATA=" + t.TempDir(), "SHOP_GATEWAY_URL=http://127.0.0.1:1/api"}
+	first := startProcess(t, "orders", env...)
+	second := startProcess(t, "orders", env...)
+	for _, srv := range []string{first, second} {
+		got := do(t, "GET", srv+"/orders/admin/orders", "", nil)
+		check{status: 200}.verify(t, got.status, got.body)
+		got = do(t, "GET", srv+"/orders?user_id=usr_alice", "", nil)
+		check{status: 200}.verify(t, got.status, got.body)
+	}
+	if n := countOn(t, a, `select count(*) from herd_shard_buckets`); n != 1024 {
+		t.Errorf("the map has %d buckets; want 1024", n)
+	}
+	if n := countOn(t, b, `select count(*) from herd_shard_local where state = 'owned'`); n != 512 {
+		t.Errorf("the second shard owns %d buckets; want 512", n)
+	}
 }
