@@ -5,10 +5,11 @@
 //   fd 3 (LISTEN_FDS=1, LISTEN_PID=this process, systemd's protocol), so
 //   every instance accepts from one socket, as PM2's cluster mode promises;
 // - once it listens, it tells herd it is ready (READY=1 on $HERD_READY_FD);
-// - on SIGTERM it stops accepting, closes idle keep-alive connections,
-//   lets requests in flight finish, then exits: a reload drops nothing.
+// - on SIGTERM it stops accepting and drops nothing, keep-alive included
+//   (see stop below), then exits: a reload loses no request.
 'use strict';
 const net = require('net');
+const http = require('http');
 const fs = require('fs');
 
 const fds = Number(process.env.LISTEN_FDS || 0);
@@ -32,11 +33,28 @@ if (fds >= 1 && forMe && port !== '') {
   const listen = net.Server.prototype.listen;
   const servers = [];
   let taken = false;
+  let draining = false;
+  const inFlight = new Set(); // responses not yet finished
+
+  // track marks every response of an HTTP server that arrives while
+  // draining "Connection: close", so its client opens its next request
+  // elsewhere instead of on a connection about to close.
+  const track = (server) => {
+    if (!(server instanceof http.Server)) return;
+    server.prependListener('request', (req, res) => {
+      if (draining) res.shouldKeepAlive = false;
+      inFlight.add(res);
+      const done = () => inFlight.delete(res);
+      res.once('finish', done);
+      res.once('close', done);
+    });
+  };
 
   net.Server.prototype.listen = function (...args) {
     if (taken || !wantedPort(args)) return listen.apply(this, args);
     taken = true;
     servers.push(this);
+    track(this);
     const cb = args.find((a) => typeof a === 'function');
     this.once('listening', () => {
       const fd = Number(process.env.HERD_READY_FD || 0);
@@ -52,14 +70,29 @@ if (fds >= 1 && forMe && port !== '') {
     return listen.call(this, { fd: 3 }, cb);
   };
 
+  // stop: http.Server.close() would close idle keep-alive connections at
+  // once, racing a client that is sending on one (it sees a reset, and may
+  // not resend a POST). Instead: stop accepting (the other instances take
+  // the socket's queue), answer every request still arriving on an open
+  // connection with "Connection: close", close connections still idle only
+  // after a grace period a client's next request falls in, and exit once
+  // every connection has ended (herd's kill_timeout bounds it).
+  const graceMs = Number(process.env.HERD_IDLE_GRACE_MS || 1000);
   process.once('SIGTERM', () => {
     if (servers.length === 0) process.exit(0);
+    draining = true;
+    for (const res of inFlight) {
+      if (!res.headersSent) res.shouldKeepAlive = false;
+    }
     let open = servers.length;
     for (const s of servers) {
-      s.close(() => {
+      // net.Server's close stops accepting and leaves connections be.
+      net.Server.prototype.close.call(s, () => {
         if (--open === 0) process.exit(0);
       });
-      if (typeof s.closeIdleConnections === 'function') s.closeIdleConnections();
+      if (typeof s.closeIdleConnections === 'function') {
+        setTimeout(() => s.closeIdleConnections(), graceMs).unref();
+      }
     }
   });
 }
