@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,16 +17,16 @@ const StatusClientClosed = 499
 // errorHandler answers a failed proxy attempt for one route.
 func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		id := r.Header.Get("X-Request-Id")
-		if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
+		if r.Context().Err() != nil {
+			err = errClientGone
+		}
+		status, reason := h.failed(rt, err, r.URL.Path, r.Header.Get("X-Request-Id"))
+		if status == StatusClientClosed {
 			if rec, ok := w.(*recorder); ok {
 				rec.status = StatusClientClosed
 			}
-			h.log.Info("client closed request", "status", StatusClientClosed, "app", rt.App, "path", r.URL.Path, "request_id", id)
 			return
 		}
-		status, reason := failure(rt, err)
-		h.log.Warn("proxy error", "status", status, "app", rt.App, "path", r.URL.Path, "request_id", id, "err", err)
 		writeError(w, r, status, rt.App, reason)
 	}
 }

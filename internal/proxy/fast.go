@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,7 +15,6 @@ import (
 	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/h1"
-	"github.com/herdhq/herd/internal/limits"
 )
 
 // fastEligible reports whether a route can be served by the fast path: it
@@ -46,32 +43,10 @@ func (h *Handler) fastRoute(target []byte) *route {
 	return rt
 }
 
-// headerEdits are a route's HeaderRules compiled for the fast path.
-type headerEdits struct {
-	drop     []string // names removed or replaced
-	defaults []headerEdit
-	set, add []headerEdit
-}
-
-type headerEdit struct{ name, value string }
-
-func compileEdits(hr *HeaderRules) headerEdits {
-	var e headerEdits
-	e.drop = append(e.drop, hr.Remove...)
-	for k, v := range hr.Defaults {
-		e.defaults = append(e.defaults, headerEdit{http.CanonicalHeaderKey(k), v})
-	}
-	for k, v := range hr.Set {
-		e.drop = append(e.drop, k)
-		e.set = append(e.set, headerEdit{http.CanonicalHeaderKey(k), v})
-	}
-	for k, v := range hr.Add {
-		e.add = append(e.add, headerEdit{http.CanonicalHeaderKey(k), v})
-	}
-	return e
-}
-
-// exchange is one request on the fast path.
+// exchange is one request on the fast path, and the buffers it keeps
+// between the requests of one connection. It reads the request the
+// connection parsed (c.req, c.buf) and moves bytes through the
+// connection's methods; the connection never touches its fields.
 type exchange struct {
 	h     *Handler
 	rt    *route
@@ -80,8 +55,19 @@ type exchange struct {
 
 	id       string // X-Request-Id, the client's or a new one
 	newID    bool
-	buffered int  // body bytes in c.buf
-	streamed bool // body bytes were read from the client beyond c.buf
+	newIDBuf [32]byte // the request id herd made, if it did
+	buffered int      // body bytes in the connection's buffer
+	streamed bool     // body bytes were read from the client beyond those
+
+	res   h1.Response
+	out   []byte // the head going out next, to the instance or the client
+	ubuf  []byte // reads from instances
+	tried [4]*balance.Backend
+
+	// For send: the request's idempotency, and what the attempt got.
+	idem bool
+	up   *upstreamConn
+	n    int // bytes of ubuf the attempt filled
 
 	status       int
 	bytesSent    int64
@@ -90,18 +76,30 @@ type exchange struct {
 	upstreamTime time.Duration
 }
 
-// serveFast serves the request parsed into c.req by rt and reports whether
-// the connection can carry another one.
-func (h *Handler) serveFast(c *clientConn, rt *route) bool {
-	ex := exchange{h: h, rt: rt, c: c, start: time.Now()}
+// close gives the exchange's buffers back when its connection ends.
+func (ex *exchange) close() {
+	if b := ex.ubuf; b != nil {
+		ex.ubuf = nil // before Put: the pool keeps a pointer to b, not to the field
+		upstreamBuffers.Put(&b)
+	}
+}
+
+// serveFast serves the request the connection parsed into c.req by rt,
+// with ex (the connection's), and reports whether the connection can carry
+// another one.
+func (h *Handler) serveFast(ex *exchange, c *clientConn, rt *route) bool {
+	*ex = exchange{h: h, rt: rt, c: c, start: time.Now(), out: ex.out, ubuf: ex.ubuf}
 	req := &c.req
+	if h.onServe != nil {
+		h.onServe(pathFast, bytesString(req.Target))
+	}
 	if id := h1.Get(req.Fields, "X-Request-Id"); len(id) > 0 {
 		ex.id = bytesString(id)
 	} else {
-		fillRequestID(&c.newID)
-		ex.id, ex.newID = bytesString(c.newID[:]), true
+		fillRequestID(&ex.newIDBuf)
+		ex.id, ex.newID = bytesString(ex.newIDBuf[:]), true
 	}
-	ex.buffered = int(min(req.ContentLength, int64(c.end-c.start-req.HeadLen)))
+	ex.buffered = c.bufferedBody()
 	keep := ex.serve()
 	c.unwatch()
 	if c.gone.Load() {
@@ -111,7 +109,7 @@ func (h *Handler) serveFast(c *clientConn, rt *route) bool {
 		ex.done()
 	}
 	if keep {
-		c.start += req.HeadLen + ex.buffered
+		c.consume(req.HeadLen + ex.buffered)
 	}
 	return keep
 }
@@ -122,80 +120,60 @@ func (ex *exchange) bodyPending() bool {
 	return int64(ex.buffered) < ex.c.req.ContentLength && !ex.streamed
 }
 
+// serve runs the pipeline (see pipeline.go): admit, then forward.
 func (ex *exchange) serve() bool {
 	h, rt, c := ex.h, ex.rt, ex.c
 	req := &c.req
-	header := func(name string) string { return h1.Values(req.Fields, name) }
-	if rl := rt.Rate; rl != nil {
-		wait, ok, retry := rl.Reserve(context.Background(), h.clientKey(c.remoteIP, rl.Key, header), ex.start)
-		if !ok {
-			return ex.fail(rl.Status, "too many requests from this client: the limit is "+rl.Desc, limits.RetryAfterSeconds(retry))
-		}
-		if wait > 0 { // within the burst: delayed to the rate, as NGINX does
-			time.Sleep(wait)
-		}
-	}
-	if cl := rt.Conns; cl != nil {
-		key := h.clientKey(c.remoteIP, cl.Key, header)
-		if !cl.Acquire(key) {
-			return ex.fail(cl.Status, fmt.Sprintf("too many requests in flight from this client: the limit is %d", cl.Max), "")
-		}
-		defer cl.Release(key)
-	}
-	if rt.MaxBody > 0 && req.ContentLength > rt.MaxBody {
-		return ex.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes; this route takes at most %d", req.ContentLength, rt.MaxBody), "")
+	adm, no := h.admit(c.context(), rt, c.remoteIP, (*fastHeaders)(req), req.ContentLength, ex.start)
+	switch no.status {
+	case 0:
+		defer adm.release()
+	case StatusClientClosed:
+		ex.status = StatusClientClosed
+		return false
+	default:
+		return ex.fail(no.status, no.reason, no.retryAfter)
 	}
 	return ex.proxy()
 }
 
-// proxy picks instances and forwards the request until one answers or the
-// retry policy gives up, as pickTransport does for the other path.
+// proxy forwards the request (the pipeline's pick and retry, with ex as
+// the sender) and sends the answer to the client.
 func (ex *exchange) proxy() bool {
-	rt, c := ex.rt, ex.c
-	req := &c.req
-	retry := &rt.Retry
-	idem := idempotentMethod(bytesString(req.Method)) || h1.Get(req.Fields, "Idempotency-Key") != nil
-	key := ex.hashKey()
-	tried := c.tried[:0]
-	for attempt := 1; ; attempt++ {
-		b, err := rt.Pool.Pick(context.Background(), rt.Policy, tried, key, rt.QueueTimeout)
-		if err != nil {
-			if len(tried) > 0 && errors.Is(err, balance.ErrNoBackend) {
-				err = errNoRetryTarget
-			}
-			return ex.failErr(err)
-		}
-		ustart := time.Now()
-		up, n, err := ex.try(b.Addr, idem)
-		ex.upstream, ex.upstreamTime = b.Addr, time.Since(ustart)
-		more := attempt < retry.Tries && (retry.Timeout <= 0 || time.Since(ex.start) < retry.Timeout) && !ex.streamed
-		if err == nil {
-			if more && retry.onStatus(c.res.Status) && (idem || retry.NonIdempotent) {
-				// NGINX's proxy_next_upstream http_5xx: nothing reached the client yet.
-				up.Close()
-				b.Release()
-				tried = append(tried, b)
-				continue
-			}
-			keep := ex.respond(up, n)
-			b.Release()
-			return keep
-		}
-		b.Release()
-		var cerr clientError
-		if errors.As(err, &cerr) || c.gone.Load() {
+	rt, req := ex.rt, &ex.c.req
+	ex.idem = idempotentMethod(bytesString(req.Method)) || h1.Get(req.Fields, "Idempotency-Key") != nil
+	b, err := rt.forward(ex.c.context(), ex, nil, ex.hashKey(), ex.idem, ex.tried[:0], ex.start)
+	if err != nil {
+		if errors.Is(err, errClientGone) {
 			ex.status = StatusClientClosed
 			return false
 		}
-		if isConnectError(err) || isTimeout(err) {
-			b.Fail(time.Now(), rt.Pool.MaxFails, rt.Pool.FailTimeout)
-		}
-		if !more || !retry.retryable(idem, err) {
-			return ex.failErr(err)
-		}
-		tried = append(tried, b)
+		return ex.failErr(err)
 	}
+	keep := ex.respond(ex.up, ex.n)
+	b.Release()
+	return keep
 }
+
+// send implements sender: one attempt on b.
+func (ex *exchange) send(b *balance.Backend) (int, error) {
+	ustart := time.Now()
+	up, n, err := ex.try(b.Addr, ex.idem)
+	ex.upstream, ex.upstreamTime = b.Addr, time.Since(ustart)
+	if err == nil && ex.c.gone.Load() {
+		up.Close()
+		err = clientError{errClientGone}
+	}
+	ex.up, ex.n = up, n
+	if err != nil {
+		return 0, err
+	}
+	return ex.res.Status, nil
+}
+
+func (ex *exchange) discard() { ex.up.Close() }
+
+func (ex *exchange) resendable() bool { return !ex.streamed }
 
 // hashKey is what a hashing policy hashes (see requestKey).
 func (ex *exchange) hashKey() string {
@@ -215,20 +193,17 @@ func (ex *exchange) hashKey() string {
 	return bytesString(h1.Get(ex.c.req.Fields, strings.TrimPrefix(spec, "header:")))
 }
 
-// clientError is a failure reading the request body from the client.
-type clientError struct{ error }
-
 // sendError is a failure writing the request head to an instance.
 type sendError struct{ error }
 
 func (e sendError) Unwrap() error { return e.error }
 
 // try sends the request to the instance at addr, on an idle connection if
-// there is one, and reads the response head into c.ubuf, returning the
-// connection and how many bytes of c.ubuf it filled. An idle connection
+// there is one, and reads the response head into ex.ubuf, returning the
+// connection and how many bytes of ex.ubuf it filled. An idle connection
 // that the instance closed meanwhile (nothing came back) is replaced by a
 // new one once, if the request can be sent again: its body is all in
-// c.buf, and it is idempotent or was not written at all.
+// the connection's buffer, and it is idempotent or was not written at all.
 func (ex *exchange) try(addr string, idem bool) (*upstreamConn, int, error) {
 	pool := ex.rt.upstreams
 	if up := pool.get(addr); up != nil {
@@ -266,17 +241,14 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	c, o := ex.c, &ex.rt.upstreams.opts
 	req := &c.req
 	up.uses++
-	out := ex.requestHead(c.out[:0], o.KeepaliveRequests > 0 && up.uses >= o.KeepaliveRequests)
-	body := c.buf[c.start+req.HeadLen : c.start+req.HeadLen+ex.buffered]
-	out = append(out, body...)
-	c.out = out
+	out := ex.requestHead(ex.out[:0], o.KeepaliveRequests > 0 && up.uses >= o.KeepaliveRequests)
+	out = append(out, c.body(ex.buffered)...)
+	ex.out = out
 	now := time.Now()
 	if o.SendTimeout > 0 {
 		up.extendWriteDeadline(now, o.SendTimeout)
 	}
-	if c.ubuf == nil {
-		c.ubuf = *upstreamBuffers.Get().(*[]byte)
-	}
+	ex.buffer()
 	n := 0
 	// sendThenRead only on a connection that cannot hold news from the
 	// instance older than the wait: new, or idle for a moment only. An
@@ -298,7 +270,7 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 		if o.ReadTimeout > 0 {
 			up.extendReadDeadline(now, o.ReadTimeout)
 		}
-		m, werr, rerr := up.wr.sendThenRead(out, c.ubuf)
+		m, werr, rerr := up.wr.sendThenRead(out, ex.ubuf)
 		if werr != nil {
 			return 0, sendError{werr}
 		}
@@ -311,28 +283,28 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 	}
 	for {
 		if n > 0 {
-			perr := h1.ParseResponse(c.ubuf[:n], &c.res)
+			perr := h1.ParseResponse(ex.ubuf[:n], &ex.res)
 			switch {
-			case perr == nil && c.res.Status >= 200:
+			case perr == nil && ex.res.Status >= 200:
 				return n, nil
-			case perr == nil && c.res.Status == http.StatusSwitchingProtocols:
+			case perr == nil && ex.res.Status == http.StatusSwitchingProtocols:
 				return n, errors.New("the instance switched protocols unasked")
 			case perr == nil: // 100 Continue, 103 Early Hints: passed on
-				if _, werr := c.nc.Write(c.ubuf[:c.res.HeadLen]); werr != nil {
+				if werr := c.send(ex.ubuf[:ex.res.HeadLen]); werr != nil {
 					return n, clientError{werr}
 				}
-				n = copy(c.ubuf, c.ubuf[c.res.HeadLen:n])
+				n = copy(ex.ubuf, ex.ubuf[ex.res.HeadLen:n])
 				continue
 			case perr != h1.ErrIncomplete:
 				return n, perr
-			case n == len(c.ubuf):
+			case n == len(ex.ubuf):
 				return n, errors.New("the instance's response head is larger than 16 KiB")
 			}
 		}
 		if o.ReadTimeout > 0 {
 			up.extendReadDeadline(time.Now(), o.ReadTimeout)
 		}
-		m, err := up.Read(c.ubuf[n:])
+		m, err := up.Read(ex.ubuf[n:])
 		n += m
 		if err != nil && m == 0 {
 			if errors.Is(err, io.EOF) {
@@ -347,12 +319,9 @@ func (ex *exchange) roundTrip(up *upstreamConn) (int, error) {
 func (ex *exchange) streamBody(up *upstreamConn, rest int64) error {
 	c, o := ex.c, &ex.rt.upstreams.opts
 	ex.streamed = true
-	_ = c.nc.SetReadDeadline(time.Time{}) // bodies have no deadline, as in net/http
-	if c.ubuf == nil {
-		c.ubuf = *upstreamBuffers.Get().(*[]byte)
-	}
+	ex.buffer()
 	for rest > 0 {
-		n, err := c.nc.Read(c.ubuf[:min(int64(len(c.ubuf)), rest)])
+		n, err := c.readBody(ex.ubuf[:min(int64(len(ex.ubuf)), rest)])
 		if n == 0 && err != nil {
 			return clientError{err}
 		}
@@ -360,7 +329,7 @@ func (ex *exchange) streamBody(up *upstreamConn, rest int64) error {
 		if o.SendTimeout > 0 {
 			up.extendWriteDeadline(time.Now(), o.SendTimeout)
 		}
-		if _, err := up.Write(c.ubuf[:n]); err != nil {
+		if _, err := up.Write(ex.ubuf[:n]); err != nil {
 			return err
 		}
 	}
@@ -368,49 +337,36 @@ func (ex *exchange) streamBody(up *upstreamConn, rest int64) error {
 }
 
 // requestHead appends the head sent to the instance: the client's, less
-// hop-by-hop fields, with X-Forwarded-* and X-Real-IP set as rewrite does.
+// hop-by-hop fields, with the pipeline's X-Forwarded-* and X-Real-IP (see
+// forwarded).
 func (ex *exchange) requestHead(out []byte, last bool) []byte {
-	c, h := ex.c, ex.h
+	c := ex.c
 	req := &c.req
+	fw := ex.h.forwarded(c.remoteIP, "http", bytesString(req.Host), (*fastHeaders)(req))
 	out = append(out, req.Method...)
 	out = append(out, ' ')
 	out = append(out, req.Target...)
 	out = append(out, " HTTP/1.1\r\n"...)
-	trusted := false
-	if len(h.trusted) > 0 {
-		if peer, err := netip.ParseAddr(c.remoteIP); err == nil && h.isTrusted(peer) {
-			trusted = true
-		}
-	}
 	for _, f := range req.Fields {
 		switch {
 		case h1.EqualFold(f.Name, "connection"), h1.EqualFold(f.Name, "keep-alive"),
 			h1.EqualFold(f.Name, "x-forwarded-for"), h1.EqualFold(f.Name, "x-forwarded-proto"),
 			h1.EqualFold(f.Name, "x-forwarded-host"), h1.EqualFold(f.Name, "x-real-ip"):
 			continue
-		case !trusted && h1.EqualFold(f.Name, "forwarded"):
+		case !fw.trusted && h1.EqualFold(f.Name, "forwarded"):
 			continue
 		}
 		out = appendField(out, f.Name, f.Value)
 	}
-	if trusted {
-		xff := c.remoteIP
-		if prior := h1.Values(req.Fields, "X-Forwarded-For"); prior != "" {
-			xff = prior + ", " + c.remoteIP
-		}
-		out = appendField(out, []byte("X-Forwarded-For"), []byte(xff))
-		out = appendField(out, []byte("X-Forwarded-Proto"), orDefault(h1.Get(req.Fields, "X-Forwarded-Proto"), "http"))
-		out = appendField(out, []byte("X-Forwarded-Host"), orDefault(h1.Get(req.Fields, "X-Forwarded-Host"), string(req.Host)))
-		out = appendField(out, []byte("X-Real-Ip"), orDefault(h1.Get(req.Fields, "X-Real-IP"), h.realIP(xff)))
-	} else {
-		out = append(out, "X-Forwarded-For: "...)
-		out = append(out, c.remoteIP...)
-		out = append(out, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
-		out = append(out, req.Host...)
-		out = append(out, "\r\nX-Real-Ip: "...)
-		out = append(out, c.remoteIP...)
-		out = append(out, "\r\n"...)
-	}
+	out = append(out, "X-Forwarded-For: "...)
+	out = append(out, fw.forwardedFor...)
+	out = append(out, "\r\nX-Forwarded-Proto: "...)
+	out = append(out, fw.proto...)
+	out = append(out, "\r\nX-Forwarded-Host: "...)
+	out = append(out, fw.host...)
+	out = append(out, "\r\nX-Real-Ip: "...)
+	out = append(out, fw.realIP...)
+	out = append(out, "\r\n"...)
 	if ex.newID {
 		out = append(out, "X-Request-Id: "...)
 		out = append(out, ex.id...)
@@ -429,27 +385,20 @@ func appendField(out, name, value []byte) []byte {
 	return append(out, "\r\n"...)
 }
 
-func orDefault(v []byte, def string) []byte {
-	if len(v) > 0 {
-		return v
-	}
-	return []byte(def)
-}
-
-// respond sends the instance's response (its head in c.res, n bytes of
-// c.ubuf read) to the client, returns up to the pool when it can carry
+// respond sends the instance's response (its head in ex.res, n bytes of
+// ex.ubuf read) to the client, returns up to the pool when it can carry
 // another request, and reports whether the client connection can.
 func (ex *exchange) respond(up *upstreamConn, n int) bool {
 	c, rt := ex.c, ex.rt
-	req, res := &c.req, &c.res
+	req, res := &c.req, &ex.res
 	ex.status = res.Status
 	noBody := res.Status == http.StatusNoContent || res.Status == http.StatusNotModified || bytesString(req.Method) == http.MethodHead
 	untilClose := !noBody && !res.Chunked && res.ContentLength < 0
 	closeClient := req.Close || untilClose
 	reuse := !res.Close && !untilClose && !(rt.upstreams.opts.KeepaliveRequests > 0 && up.uses >= rt.upstreams.opts.KeepaliveRequests)
 
-	out := ex.responseHead(c.out[:0], closeClient)
-	rest := c.ubuf[res.HeadLen:n]
+	out := ex.responseHead(ex.out[:0], closeClient)
+	rest := ex.ubuf[res.HeadLen:n]
 	var chunks h1.Chunked
 	var remaining int64 // body bytes still to read after rest, for a known length
 	switch {
@@ -474,7 +423,7 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 		remaining = res.ContentLength - int64(len(rest))
 	}
 	out = append(out, rest...)
-	c.out = out
+	ex.out = out
 	ex.bytesSent = int64(len(rest))
 	complete := noBody || (!res.Chunked && !untilClose && remaining == 0)
 	if complete {
@@ -483,11 +432,11 @@ func (ex *exchange) respond(up *upstreamConn, n int) bool {
 			// The answer goes out as readHead starts waiting for the next
 			// request (see flushAndWait).
 			ex.release(up, reuse)
-			c.pending = true
+			c.sendLater(out)
 			return true
 		}
 	}
-	if _, err := c.nc.Write(out); err != nil {
+	if err := c.send(out); err != nil {
 		up.Close()
 		return false
 	}
@@ -518,12 +467,12 @@ func (ex *exchange) release(up *upstreamConn, reuse bool) {
 // copyBody copies the rest of a response body from up to the client.
 func (ex *exchange) copyBody(up *upstreamConn, chunks *h1.Chunked, remaining int64, untilClose bool, reuse *bool) (bool, error) {
 	c, o := ex.c, &ex.rt.upstreams.opts
-	chunked := ex.c.res.Chunked
+	chunked := ex.res.Chunked
 	for {
 		if o.ReadTimeout > 0 {
 			up.extendReadDeadline(time.Now(), o.ReadTimeout)
 		}
-		p := c.ubuf
+		p := ex.ubuf
 		if !chunked && !untilClose {
 			p = p[:min(int64(len(p)), remaining)]
 		}
@@ -545,7 +494,7 @@ func (ex *exchange) copyBody(up *upstreamConn, chunks *h1.Chunked, remaining int
 			done = remaining == 0
 		}
 		if len(p) > 0 {
-			if _, err := c.nc.Write(p); err != nil {
+			if err := c.send(p); err != nil {
 				return false, clientError{err}
 			}
 			ex.bytesSent += int64(len(p))
@@ -565,7 +514,7 @@ func (ex *exchange) copyBody(up *upstreamConn, chunks *h1.Chunked, remaining int
 // responseHead appends the head sent to the client: the instance's, less
 // hop-by-hop fields, edited by the route's header rules.
 func (ex *exchange) responseHead(out []byte, closeClient bool) []byte {
-	res, edits := &ex.c.res, &ex.rt.edits
+	res, edits := &ex.res, &ex.rt.edits
 	out = append(out, "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(res.Status), 10)
 	out = append(out, ' ')
@@ -639,10 +588,14 @@ func appendEdit(out []byte, e headerEdit) []byte {
 	return append(out, "\r\n"...)
 }
 
-// failErr answers a failed attempt as errorHandler does on the other path.
+// failErr answers a failed attempt, as errorHandler does on the other
+// path.
 func (ex *exchange) failErr(err error) bool {
-	status, reason := failure(&ex.rt.Route, err)
-	ex.h.log.Warn("proxy error", "status", status, "app", ex.rt.App, "path", string(ex.c.req.Target), "request_id", strings.Clone(ex.id), "err", err)
+	status, reason := ex.h.failed(&ex.rt.Route, err, bytesString(ex.c.req.Target), strings.Clone(ex.id))
+	if status == StatusClientClosed {
+		ex.status = status
+		return false
+	}
 	return ex.fail(status, reason, "")
 }
 
@@ -688,24 +641,26 @@ func (c *clientConn) writeError(status int, body []byte, id, retryAfter string, 
 	return err == nil
 }
 
-// done records the request in metrics and the access log, as Handler.done.
+// done records the fast path's request (see record).
 func (ex *exchange) done() {
 	h, rt, req := ex.h, ex.rt, &ex.c.req
 	ex.logged = true
-	elapsed := time.Since(ex.start)
-	if h.observe != nil {
-		h.observe(rt.Path, rt.App, ex.status, elapsed)
-	}
-	if h.accessLog != nil {
+	e := accesslog.Entry{Route: rt.Path, App: rt.App, Status: ex.status, Duration: time.Since(ex.start)}
+	if h.logged() {
 		// The strings point into the connection's buffer, which stays as it
 		// is until the next request; Log copies what it keeps.
-		h.accessLog.Log(&accesslog.Entry{
-			Time: ex.start, RemoteAddr: ex.c.remoteIP, Method: bytesString(req.Method), URI: bytesString(req.Target), Proto: "HTTP/1.1",
-			Status: ex.status, BytesSent: ex.bytesSent,
-			Referer: bytesString(h1.Get(req.Fields, "Referer")), UserAgent: bytesString(h1.Get(req.Fields, "User-Agent")),
-			Duration: elapsed, Route: rt.Path, App: rt.App, Upstream: ex.upstream, UpstreamTime: ex.upstreamTime,
-			RequestID: ex.id,
-		})
+		e.Time, e.RemoteAddr, e.Method, e.URI, e.Proto = ex.start, ex.c.remoteIP, bytesString(req.Method), bytesString(req.Target), "HTTP/1.1"
+		e.BytesSent = ex.bytesSent
+		e.Referer, e.UserAgent = bytesString(h1.Get(req.Fields, "Referer")), bytesString(h1.Get(req.Fields, "User-Agent"))
+		e.Upstream, e.UpstreamTime, e.RequestID = ex.upstream, ex.upstreamTime, ex.id
+	}
+	h.record(&e)
+}
+
+// buffer makes sure the exchange has its buffer for reads from instances.
+func (ex *exchange) buffer() {
+	if ex.ubuf == nil {
+		ex.ubuf = *upstreamBuffers.Get().(*[]byte)
 	}
 }
 

@@ -4,16 +4,15 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
 )
 
-// rewrite prepares the outbound request. The instance is chosen later, by
-// pickTransport. Incoming X-Forwarded-* and X-Real-IP headers are kept only
-// from trusted proxies; ReverseProxy has already removed X-Forwarded-* from
-// Out when Rewrite is used.
+// rewrite prepares the net/http path's outbound request: the instance is
+// chosen later, by pickTransport, and the forwarded fields are the
+// pipeline's (see forwarded). ReverseProxy has already removed
+// X-Forwarded-* from Out when Rewrite is used.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "instance" // set per attempt by pickTransport
@@ -23,25 +22,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	if in.TLS != nil {
 		proto = "https"
 	}
-	clientIP := remoteIP(in.RemoteAddr)
-	peer, _ := netip.ParseAddr(clientIP)
-	if peer.IsValid() && h.isTrusted(peer) {
-		prior := strings.Join(in.Header.Values("X-Forwarded-For"), ", ")
-		xff := clientIP
-		if prior != "" {
-			xff = prior + ", " + clientIP
-		}
-		pr.Out.Header.Set("X-Forwarded-For", xff)
-		pr.Out.Header.Set("X-Forwarded-Proto", firstNonEmpty(in.Header.Get("X-Forwarded-Proto"), proto))
-		pr.Out.Header.Set("X-Forwarded-Host", firstNonEmpty(in.Header.Get("X-Forwarded-Host"), in.Host))
-		pr.Out.Header.Set("X-Real-IP", firstNonEmpty(in.Header.Get("X-Real-IP"), h.realIP(xff)))
-		return
+	f := h.forwarded(remoteIP(in.RemoteAddr), proto, in.Host, stdHeaders(in.Header))
+	if !f.trusted {
+		pr.Out.Header.Del("Forwarded")
 	}
-	pr.Out.Header.Del("Forwarded")
-	pr.Out.Header.Set("X-Forwarded-For", clientIP)
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
-	pr.Out.Header.Set("X-Forwarded-Host", in.Host)
-	pr.Out.Header.Set("X-Real-IP", clientIP)
+	pr.Out.Header.Set("X-Forwarded-For", f.forwardedFor)
+	pr.Out.Header.Set("X-Forwarded-Proto", f.proto)
+	pr.Out.Header.Set("X-Forwarded-Host", f.host)
+	pr.Out.Header.Set("X-Real-IP", f.realIP)
 }
 
 func (h *Handler) isTrusted(a netip.Addr) bool {
@@ -103,22 +91,15 @@ func fillRequestID(id *[32]byte) {
 	hex.Encode(id[:], b[:])
 }
 
-// limitKey is what a rate or connection limit counts by: "ip", the client
-// (the real one when the peer is a trusted proxy), or "header:NAME".
-func (h *Handler) limitKey(r *http.Request, spec string) string {
-	return h.clientKey(remoteIP(r.RemoteAddr), spec, func(name string) string {
-		return strings.Join(r.Header.Values(name), ", ")
-	})
-}
-
-// clientKey is limitKey for a peer at ip, with header returning a request
-// header's values joined by commas.
-func (h *Handler) clientKey(ip, spec string, header func(name string) string) string {
+// clientKey is what a rate or connection limit counts by, for a peer at
+// ip with the request fields in: "ip", the client (the real one when the
+// peer is a trusted proxy), or "header:NAME", that field's values.
+func (h *Handler) clientKey(ip, spec string, in headerSource) string {
 	if name, ok := strings.CutPrefix(spec, "header:"); ok {
-		return header(name)
+		return in.Values(name)
 	}
 	if peer, err := netip.ParseAddr(ip); err == nil && h.isTrusted(peer) {
-		if xff := header("X-Forwarded-For"); xff != "" {
+		if xff := in.Values("X-Forwarded-For"); xff != "" {
 			return h.realIP(xff + ", " + ip)
 		}
 	}

@@ -150,32 +150,11 @@ var SecurityHeaders = HeaderRules{
 	},
 }
 
-func (hr *HeaderRules) empty() bool {
-	return len(hr.Set) == 0 && len(hr.Add) == 0 && len(hr.Remove) == 0 && len(hr.Defaults) == 0 && hr.HSTS == ""
-}
-
 // applyDefaults sets the headers a route adds before its own handler
 // writes (for files, where there is no upstream response to edit).
 func (hr *HeaderRules) applyDefaults(h http.Header) {
 	for k, v := range hr.Defaults {
 		h.Set(k, v)
-	}
-	for k, v := range hr.Set {
-		h.Set(k, v)
-	}
-	for k, v := range hr.Add {
-		h.Add(k, v)
-	}
-}
-
-func (hr *HeaderRules) apply(h http.Header) {
-	for _, k := range hr.Remove {
-		h.Del(k)
-	}
-	for k, v := range hr.Defaults {
-		if h.Get(k) == "" {
-			h.Set(k, v)
-		}
 	}
 	for k, v := range hr.Set {
 		h.Set(k, v)
@@ -207,6 +186,10 @@ type Handler struct {
 	log       *slog.Logger
 	observe   func(route, app string, status int, elapsed time.Duration)
 	accessLog *accesslog.Logger
+
+	// onServe, if set, is told which path serves each request, by its
+	// target; for tests.
+	onServe func(path servePath, target string)
 }
 
 type route struct {
@@ -217,9 +200,9 @@ type route struct {
 	registered sync.Map          // a gateway's Directory services: name → *route
 
 	// For the fast path (see Server): its connections to Pool, nil when
-	// the route is not one the fast path serves, and the header rules.
+	// the route is not one the fast path serves.
 	upstreams *upstreamPool
-	edits     headerEdits
+	edits     headerEdits // Headers, compiled for both paths
 }
 
 // New returns a Handler for opts. Routes to the same pool share one
@@ -260,17 +243,16 @@ func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper,
 		base = newTransport(r.Transport)
 		transports[r.Pool] = base
 	}
-	rt := &route{Route: r}
+	rt := &route{Route: r, edits: compileEdits(&r.Headers)}
 	if upstreams != nil && fastEligible(&r) {
 		if rt.upstreams = upstreams[r.Pool]; rt.upstreams == nil {
 			rt.upstreams = newUpstreamPool(r.Transport)
 			upstreams[r.Pool] = rt.upstreams
 		}
-		rt.edits = compileEdits(&r.Headers)
 	}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
-		Transport: &pickTransport{route: &rt.Route, base: base},
+		Transport: &pickTransport{route: rt, base: base},
 		// 0, not -1: ReverseProxy already flushes every write of a
 		// stream (text/event-stream, or no Content-Length), while -1 on
 		// every response costs an extra write of the headers alone and a
@@ -278,7 +260,7 @@ func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper,
 		FlushInterval:  0,
 		BufferPool:     bufferPool{},
 		ErrorHandler:   h.errorHandler(&rt.Route),
-		ModifyResponse: modifyResponse(&rt.Route),
+		ModifyResponse: modifyResponse(rt),
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
 	if r.Compress != nil {
@@ -298,6 +280,9 @@ func (h *Handler) build(r Route, transports map[*balance.Pool]http.RoundTripper,
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.onServe != nil {
+		h.onServe(pathNetHTTP, r.RequestURI)
+	}
 	if r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", newRequestID())
 	}
@@ -310,34 +295,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	served := rt // the gateway's service, once known, for metrics and logs
 	defer func() { h.done(served, rec, r, start) }()
-	if rl := rt.Rate; rl != nil {
-		wait, ok, retry := rl.Reserve(r.Context(), h.limitKey(r, rl.Key), start)
-		if !ok {
-			rec.Header().Set("Retry-After", limits.RetryAfterSeconds(retry))
-			writeError(rec, r, rl.Status, rt.App, "too many requests from this client: the limit is "+rl.Desc)
-			return
+	adm, no := h.admit(r.Context(), rt, remoteIP(r.RemoteAddr), stdHeaders(r.Header), r.ContentLength, start)
+	switch no.status {
+	case 0:
+		defer adm.release()
+	case StatusClientClosed:
+		rec.status = StatusClientClosed
+		return
+	default:
+		if no.retryAfter != "" {
+			rec.Header().Set("Retry-After", no.retryAfter)
 		}
-		if wait > 0 { // within the burst: delayed to the rate, as NGINX does
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				rec.status = StatusClientClosed
-				return
-			}
-		}
-	}
-	if cl := rt.Conns; cl != nil {
-		key := h.limitKey(r, cl.Key)
-		if !cl.Acquire(key) {
-			writeError(rec, r, cl.Status, rt.App, fmt.Sprintf("too many requests in flight from this client: the limit is %d", cl.Max))
-			return
-		}
-		defer cl.Release(key)
-	}
-	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
-		writeError(rec, r, http.StatusRequestEntityTooLarge, rt.App, fmt.Sprintf("the body is %d bytes; this route takes at most %d", r.ContentLength, rt.MaxBody))
+		writeError(rec, r, no.status, rt.App, no.reason)
 		return
 	}
 	if rt.MaxBody > 0 && r.Body != nil && r.Body != http.NoBody {
@@ -423,24 +392,19 @@ func (h *Handler) registered(gw *route, name string) *route {
 	return rt
 }
 
-// done records a finished request in metrics and the access log.
+// done records a finished request of the net/http path (see record).
 func (h *Handler) done(rt *route, rec *recorder, r *http.Request, start time.Time) {
-	elapsed := time.Since(start)
-	var path, app string
+	e := accesslog.Entry{Status: rec.Status(), Duration: time.Since(start)}
 	if rt != nil {
-		path, app = rt.Path, rt.App
+		e.Route, e.App = rt.Path, rt.App
 	}
-	if h.observe != nil {
-		h.observe(path, app, rec.Status(), elapsed)
+	if h.logged() {
+		e.Time, e.RemoteAddr, e.Method, e.URI, e.Proto = start, remoteIP(r.RemoteAddr), r.Method, r.RequestURI, r.Proto
+		e.BytesSent, e.Referer, e.UserAgent = rec.bytes, r.Referer(), r.UserAgent()
+		e.Upstream, e.UpstreamTime = rec.upstream, rec.upstreamTime
+		e.RequestID, e.CacheStatus = r.Header.Get("X-Request-Id"), rec.cacheStatus
 	}
-	if h.accessLog != nil {
-		h.accessLog.Log(&accesslog.Entry{
-			Time: start, RemoteAddr: remoteIP(r.RemoteAddr), Method: r.Method, URI: r.RequestURI, Proto: r.Proto,
-			Status: rec.Status(), BytesSent: rec.bytes, Referer: r.Referer(), UserAgent: r.UserAgent(),
-			Duration: elapsed, Route: path, App: app, Upstream: rec.upstream, UpstreamTime: rec.upstreamTime,
-			RequestID: r.Header.Get("X-Request-Id"), CacheStatus: rec.cacheStatus,
-		})
-	}
+	h.record(&e)
 }
 
 type recorderKey struct{}
@@ -473,9 +437,9 @@ func matchPrefix(prefix, path string) bool {
 
 // modifyResponse returns the request id to the client unless the instance
 // set one, and applies the route's header rules.
-func modifyResponse(rt *Route) func(*http.Response) error {
-	rules := rt.Headers
-	edit := !rules.empty()
+func modifyResponse(rt *route) func(*http.Response) error {
+	edits := &rt.edits
+	edit := !edits.empty()
 	return func(res *http.Response) error {
 		if res.Header.Get("X-Request-Id") == "" {
 			if id := res.Request.Header.Get("X-Request-Id"); id != "" {
@@ -483,10 +447,7 @@ func modifyResponse(rt *Route) func(*http.Response) error {
 			}
 		}
 		if edit {
-			rules.apply(res.Header)
-			if rules.HSTS != "" && res.Request.TLS != nil && res.Header.Get("Strict-Transport-Security") == "" {
-				res.Header.Set("Strict-Transport-Security", rules.HSTS)
-			}
+			edits.apply(res.Header, res.Request.TLS != nil)
 		}
 		return nil
 	}

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/h1"
 )
 
@@ -42,7 +41,10 @@ type Server struct {
 	active   sync.WaitGroup
 }
 
-// clientConn is one client connection on the fast path, with its buffers.
+// clientConn is one client connection on the fast path: it reads and
+// parses request heads into its buffer, sends answers, and watches for a
+// client that leaves. The request itself is served by an exchange, which
+// reads req and moves bytes through the methods below.
 type clientConn struct {
 	nc         net.Conn
 	remoteAddr string
@@ -51,27 +53,93 @@ type clientConn struct {
 
 	buf        []byte // read buffer: buf[start:end] is unread
 	start, end int
-	out        []byte      // what goes out next, to the client or an instance
-	pending    bool        // out holds an answer that readHead sends
+	req        h1.Request  // the head readHead parsed, in buf
+	out        []byte      // the connection's own answers (errors)
+	pending    []byte      // an answer that readHead sends, see sendLater
 	wr         *waitReader // nil when the connection has no file descriptor
 	waitFirst  bool        // see flushAndWait
-	ubuf       []byte      // reads from instances
-	req        h1.Request
-	res        h1.Response
-	tried      [4]*balance.Backend // backing for a request's tried list
-	newID      [32]byte            // the request id herd made, if it did
 
-	// The watch notices a client that leaves while its request is with an
-	// instance, and closes the instance's connection (NGINX's
-	// proxy_ignore_client_abort off); see watch.
+	// The watch notices a client that leaves while its request waits (in
+	// the queue, in the rate limiter) or is with an instance, and closes
+	// the instance's connection (NGINX's proxy_ignore_client_abort off);
+	// see watch.
 	watchMu    sync.Mutex
 	watchTimer *time.Timer
 	watchArmed bool          // the timer will fire
+	watching   bool          // an exchange is under watch
 	watchStart time.Time     // when the watched exchange began
 	watched    *upstreamConn // the exchange's instance connection, if any
 	watchDone  chan struct{} // a watcher runs until closed
 	watchRead  int           // bytes the watcher read (the next request's)
+	goneCh     chan struct{} // closed when gone is set, made by context's Done
 	gone       atomic.Bool
+}
+
+// bufferedBody is how many bytes of the request's body are in buf.
+func (c *clientConn) bufferedBody() int {
+	return int(min(c.req.ContentLength, int64(c.end-c.start-c.req.HeadLen)))
+}
+
+// body returns the first n bytes of the request's body, from buf.
+func (c *clientConn) body(n int) []byte {
+	at := c.start + c.req.HeadLen
+	return c.buf[at : at+n]
+}
+
+// consume is done with the request: its n bytes leave buf.
+func (c *clientConn) consume(n int) { c.start += n }
+
+// readBody reads more of the request's body from the client, with no
+// deadline, as in net/http.
+func (c *clientConn) readBody(p []byte) (int, error) {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return c.nc.Read(p)
+}
+
+// send writes p to the client.
+func (c *clientConn) send(p []byte) error {
+	_, err := c.nc.Write(p)
+	return err
+}
+
+// sendLater keeps p, a complete answer, for readHead to send as it starts
+// waiting for the next request (see flushAndWait). p must stay as it is
+// until then.
+func (c *clientConn) sendLater(p []byte) { c.pending = p }
+
+// context returns the request's context on the fast path: done when the
+// client leaves. Asking for its Done channel puts the exchange under watch
+// (see waitWatch), so waiting on it notices the client leaving; a request
+// whose body is still to be read cannot be watched, and its Done channel
+// then closes only if a watch that starts later (with an instance) sees
+// the client leave.
+func (c *clientConn) context() context.Context { return connContext{c} }
+
+type connContext struct{ c *clientConn }
+
+func (connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (connContext) Value(any) any               { return nil }
+
+func (x connContext) Err() error {
+	if x.c.gone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (x connContext) Done() <-chan struct{} {
+	c := x.c
+	c.watchMu.Lock()
+	if c.goneCh == nil {
+		c.goneCh = make(chan struct{})
+		if c.gone.Load() {
+			close(c.goneCh)
+		}
+	}
+	done := c.goneCh
+	c.watchMu.Unlock()
+	c.waitWatch()
+	return done
 }
 
 // watchDelay is how long a request is with an instance before herd starts
@@ -89,10 +157,32 @@ func (c *clientConn) watch(up *upstreamConn, start time.Time) {
 		return // no room for the byte the watcher reads
 	}
 	c.watchMu.Lock()
-	if c.watched == nil {
-		c.watchStart = start
+	if !c.watching {
+		c.watching, c.watchStart = true, start
 	}
 	c.watched = up
+	c.armWatch()
+	c.watchMu.Unlock()
+}
+
+// waitWatch puts an exchange that waits without an instance (queued, or
+// delayed by the rate limit) under watch, if its body is all in buf: the
+// watcher reads from the client, which must not take a byte of the body.
+func (c *clientConn) waitWatch() {
+	if c.end == len(c.buf) || c.bufferedBody() < int(c.req.ContentLength) {
+		return
+	}
+	c.watchMu.Lock()
+	if !c.watching {
+		c.watching, c.watchStart = true, time.Now()
+	}
+	c.armWatch()
+	c.watchMu.Unlock()
+}
+
+// armWatch sets the timer that starts the watcher, unless it is set or the
+// watcher runs. watchMu is held.
+func (c *clientConn) armWatch() {
 	if c.watchDone == nil && !c.watchArmed {
 		c.watchArmed = true
 		if c.watchTimer == nil {
@@ -101,14 +191,13 @@ func (c *clientConn) watch(up *upstreamConn, start time.Time) {
 			c.watchTimer.Reset(watchDelay)
 		}
 	}
-	c.watchMu.Unlock()
 }
 
 // watchTimeout starts the watcher if the exchange under watch is older
 // than watchDelay, or waits for it to be.
 func (c *clientConn) watchTimeout() {
 	c.watchMu.Lock()
-	if c.watched == nil || c.watchDone != nil {
+	if !c.watching || c.watchDone != nil {
 		c.watchArmed = false
 		c.watchMu.Unlock()
 		return
@@ -130,14 +219,18 @@ func (c *clientConn) watchTimeout() {
 }
 
 // watchClient reads from the client while the exchange goes on: an error
-// or EOF means it left, so the instance's connection is closed, which ends
-// the exchange; a byte is the next request's and is kept.
+// or EOF means it left, so the request's context is done and the
+// instance's connection is closed, which ends the exchange; a byte is the
+// next request's and is kept.
 func (c *clientConn) watchClient() {
 	n, err := c.nc.Read(c.buf[c.end : c.end+1])
 	c.watchRead = n
 	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.gone.Store(true)
 		c.watchMu.Lock()
+		c.gone.Store(true)
+		if c.goneCh != nil {
+			close(c.goneCh)
+		}
 		up := c.watched
 		c.watchMu.Unlock()
 		if up != nil {
@@ -149,7 +242,7 @@ func (c *clientConn) watchClient() {
 // unwatch ends the watch, waiting for a watcher that runs.
 func (c *clientConn) unwatch() {
 	c.watchMu.Lock()
-	c.watched = nil
+	c.watching, c.watched = false, nil
 	done := c.watchDone
 	c.watchDone = nil
 	c.watchMu.Unlock()
@@ -298,11 +391,12 @@ func (s *Server) Close() error {
 func (s *Server) serveConn(c *clientConn) {
 	defer s.untrack(c)
 	c.buf = *readBuffers.Get().(*[]byte)
+	ex := new(exchange) // the connection's, reused by each request
 	handedOff := false
 	defer func() {
 		if !handedOff {
-			if c.pending {
-				_, _ = c.nc.Write(c.out)
+			if c.pending != nil {
+				_ = c.send(c.pending)
 			}
 			c.nc.Close()
 		}
@@ -312,29 +406,72 @@ func (s *Server) serveConn(c *clientConn) {
 		}
 		c.watchMu.Unlock()
 		readBuffers.Put(&c.buf)
-		if c.ubuf != nil {
-			upstreamBuffers.Put(&c.ubuf)
-		}
+		ex.close()
 	}()
 	srv := s.Fallback
 	first := true
 	for {
 		err := c.readHead(srv, first)
 		first = false
-		if err != nil {
-			handedOff = s.headFailed(c, err)
-			return
-		}
 		h := s.Handler()
-		rt := h.fastRoute(c.req.Target)
-		if rt == nil {
+		rt, path := h.pathFor(c, err)
+		switch path {
+		case pathNetHTTP:
 			handedOff = s.handOff(c)
 			return
+		case pathNone:
+			s.headFailed(c, err)
+			return
 		}
-		if !h.serveFast(c, rt) || c.req.Close || s.shutdown.Load() {
+		if !h.serveFast(ex, c, rt) || c.req.Close || s.shutdown.Load() {
 			return
 		}
 	}
+}
+
+// servePath says which of the proxy's two paths serves a request.
+type servePath int
+
+const (
+	pathNone    servePath = iota // neither: the head was malformed, or the client left
+	pathFast                     // the fast path: Server's own HTTP/1.1 exchange
+	pathNetHTTP                  // the net/http path: Handler.ServeHTTP
+)
+
+func (p servePath) String() string {
+	return [...]string{"none", "fast", "net/http"}[p]
+}
+
+// pathFor is the one place that decides between the paths, for the
+// request whose head readHead just read on a fast-path connection (headErr
+// is readHead's error). The fast path serves a request, with its route,
+// when all of these hold:
+//
+//   - h1.ParseRequest took the head: HTTP/1.1, origin-form target, one
+//     Host, a Content-Length body or none, no Upgrade, Expect, TE, Trailer
+//     or Connection naming other fields, no obsolete forms (anything else
+//     is h1.ErrUnsupported), and the head fits the 8 KiB read buffer;
+//   - the route its path matches only proxies to a pool with what the
+//     fast path implements (fastEligible, settled per route by New: no
+//     files, cache, compression, gateway, sticky cookie, H2C, or cookie:
+//     and query: hash keys).
+//
+// Any other request goes to net/http (pathNetHTTP): the connection is
+// handed off with the bytes read so far and stays on net/http for the
+// rest of its life, even if its next requests would suit the fast path, as
+// net/http's server owns it from then on. A malformed head gets its 4xx
+// and a closed or timed-out connection nothing (pathNone; see headFailed).
+func (h *Handler) pathFor(c *clientConn, headErr error) (*route, servePath) {
+	switch {
+	case errors.Is(headErr, h1.ErrUnsupported), errors.Is(headErr, errHeadTooLarge):
+		return nil, pathNetHTTP
+	case headErr != nil:
+		return nil, pathNone
+	}
+	if rt := h.fastRoute(c.req.Target); rt != nil {
+		return rt, pathFast
+	}
+	return nil, pathNetHTTP
 }
 
 var errHeadTooLarge = errors.New("proxy: request head larger than the fast path's buffer")
@@ -356,7 +493,7 @@ func (c *clientConn) readHead(srv *http.Server, first bool) error {
 		deadline = now.Add(wait)
 	}
 	headStarted := c.end > c.start // before flushAndWait reads the next head's first bytes
-	if c.pending {
+	if c.pending != nil {
 		if err := c.flushAndWait(now, deadline); err != nil {
 			return err
 		}
@@ -402,10 +539,11 @@ const probeDelay = 10 * time.Millisecond
 // wake it: the wait is first bounded by probeDelay, after which a read
 // finds them, and the connection goes back to plain reads for good.
 func (c *clientConn) flushAndWait(now, deadline time.Time) error {
-	c.pending = false
+	out := c.pending
+	c.pending = nil
 	if !c.waitFirst || c.end > c.start {
 		_ = c.nc.SetReadDeadline(deadline)
-		_, err := c.nc.Write(c.out)
+		_, err := c.nc.Write(out)
 		return err
 	}
 	wait := now.Add(probeDelay)
@@ -414,11 +552,11 @@ func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 		wait = deadline
 	}
 	_ = c.nc.SetReadDeadline(wait)
-	n, werr, err := c.wr.sendThenRead(c.out, c.buf[c.end:])
+	n, werr, err := c.wr.sendThenRead(out, c.buf[c.end:])
 	if werr != nil && errors.As(werr, new(errNotSent)) && errors.Is(werr, os.ErrDeadlineExceeded) {
 		// Held up past the deadline before the wait began: send as usual,
 		// then read below.
-		if _, werr = c.nc.Write(c.out); werr == nil {
+		if _, werr = c.nc.Write(out); werr == nil {
 			c.idle.Store(true)
 		}
 		probing, err = true, os.ErrDeadlineExceeded
@@ -439,18 +577,14 @@ func (c *clientConn) flushAndWait(now, deadline time.Time) error {
 	return err
 }
 
-// headFailed ends a connection whose next head could not be read: one the
-// fast path does not take goes to the fallback (it reports whether it
-// did), a malformed one gets its 4xx, a closed or timed-out one nothing.
-func (s *Server) headFailed(c *clientConn, err error) (handedOff bool) {
+// headFailed ends a connection whose next head could not be read and that
+// pathFor did not hand off: a malformed head gets its 4xx, a closed or
+// timed-out connection nothing.
+func (s *Server) headFailed(c *clientConn, err error) {
 	var herr *h1.Error
-	switch {
-	case errors.Is(err, h1.ErrUnsupported), errors.Is(err, errHeadTooLarge):
-		return s.handOff(c)
-	case errors.As(err, &herr):
+	if errors.As(err, &herr) {
 		c.writeError(herr.Status, errorJSON(herr.Status, "", herr.Reason, ""), "", "", true)
 	}
-	return false
 }
 
 // handOff gives the connection and the bytes read from it to the fallback.

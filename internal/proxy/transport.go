@@ -141,85 +141,74 @@ func closeAfter(req *http.Request, limit int) *http.Request {
 // pickTransport chooses an instance for each request and counts it in flight
 // until the response body is closed, so a drain waits for streams too.
 type pickTransport struct {
-	route *Route
+	route *route
 	base  http.RoundTripper
 }
 
-// RoundTrip implements http.RoundTripper. The request is ReverseProxy's own
-// outbound copy, so setting its URL host is safe.
+// RoundTrip implements http.RoundTripper: the pipeline's pick and retry
+// (see forward) over base. The request is ReverseProxy's own outbound
+// copy, so setting its URL host is safe.
 func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt := t.route
 	ctx := req.Context()
-	pool := t.route.Pool
-	retry := &t.route.Retry
-	var body *trackedBody
+	s := &stdSender{base: t.base, req: req}
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &trackedBody{ReadCloser: req.Body}
-		req.Body = body
+		s.body = &trackedBody{ReadCloser: req.Body}
+		req.Body = s.body
 	}
-	key := requestKey(req, t.route.HashKey)
-	var tried []*balance.Backend
 	var stuck *balance.Backend // the backend the sticky cookie names, if usable
-	if name := t.route.StickyCookie; name != "" {
+	if name := rt.StickyCookie; name != "" {
 		if c, err := req.Cookie(name); err == nil {
-			stuck = pool.ByToken(c.Value)
+			stuck = rt.Pool.ByToken(c.Value)
 		}
 	}
-	first := time.Now()
-	limitUses := t.route.Transport.KeepaliveRequests
-	if limitUses > 0 {
-		req = closeAfter(req, limitUses)
+	if limit := rt.Transport.KeepaliveRequests; limit > 0 {
+		s.req = closeAfter(req, limit)
 	}
-	for attempt := 1; ; attempt++ {
-		var b *balance.Backend
-		var err error
-		req.Close = false // a previous attempt's connection may have been its last
-		if stuck != nil && attempt == 1 {
-			b = stuck
-		} else {
-			b, err = pool.Pick(ctx, t.route.Policy, tried, key, t.route.QueueTimeout)
-		}
-		if err != nil {
-			if len(tried) > 0 && errors.Is(err, balance.ErrNoBackend) {
-				return nil, errNoRetryTarget
-			}
-			return nil, err
-		}
-		req.URL.Host = b.Addr // b comes acquired
-		start := time.Now()
-		res, err := t.base.RoundTrip(req)
-		if rec, ok := ctx.Value(recorderKey{}).(*recorder); ok {
-			rec.upstream, rec.upstreamTime = b.Addr, time.Since(start)
-		}
-		more := attempt < retry.Tries && (retry.Timeout <= 0 || time.Since(first) < retry.Timeout) &&
-			(body == nil || !body.read.Load())
-		if err == nil {
-			if more && retry.onStatus(res.StatusCode) && (idempotent(req) || retry.NonIdempotent) {
-				// NGINX's proxy_next_upstream http_5xx: nothing reached the client yet.
-				_, _ = io.CopyN(io.Discard, res.Body, 64<<10)
-				res.Body.Close()
-				b.Release()
-				tried = append(tried, b)
-				continue
-			}
-			if t.route.StickyCookie != "" && b != stuck {
-				res.Header.Add("Set-Cookie", stickyCookie(t.route, b))
-			}
-			res.Body = releaseOnClose(res, b)
-			return res, nil
-		}
-		b.Release()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if isConnectError(err) || isTimeout(err) {
-			b.Fail(time.Now(), pool.MaxFails, pool.FailTimeout)
-		}
-		if !more || !retry.retryable(idempotent(req), err) {
-			return nil, err
-		}
-		tried = append(tried, b)
+	s.rec, _ = ctx.Value(recorderKey{}).(*recorder)
+	b, err := rt.forward(ctx, s, stuck, requestKey(req, rt.HashKey), idempotent(req), nil, time.Now())
+	if err != nil {
+		return nil, err
 	}
+	res := s.res
+	if rt.StickyCookie != "" && b != stuck {
+		res.Header.Add("Set-Cookie", stickyCookie(&rt.Route, b))
+	}
+	res.Body = releaseOnClose(res, b)
+	return res, nil
 }
+
+// stdSender is the net/http path's sender: one RoundTrip of base per
+// attempt.
+type stdSender struct {
+	base http.RoundTripper
+	req  *http.Request
+	body *trackedBody // nil without a body
+	rec  *recorder    // notes the instance and its time, for the access log
+	res  *http.Response
+}
+
+func (s *stdSender) send(b *balance.Backend) (int, error) {
+	s.req.Close = false // a previous attempt's connection may have been its last
+	s.req.URL.Host = b.Addr
+	start := time.Now()
+	res, err := s.base.RoundTrip(s.req)
+	if s.rec != nil {
+		s.rec.upstream, s.rec.upstreamTime = b.Addr, time.Since(start)
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.res = res
+	return res.StatusCode, nil
+}
+
+func (s *stdSender) discard() {
+	_, _ = io.CopyN(io.Discard, s.res.Body, 64<<10)
+	s.res.Body.Close()
+}
+
+func (s *stdSender) resendable() bool { return s.body == nil || !s.body.read.Load() }
 
 // RetryPolicy says when a request is tried on another instance (NGINX's
 // proxy_next_upstream). It is taken as given: herd's config defaults to 2
