@@ -43,6 +43,19 @@ func TestMain(m *testing.M) {
 // test; configure, if set, tunes the server (timeouts, header limits).
 func newFront(t testing.TB, h *Handler, configure func(*http.Server)) *httptest.Server {
 	t.Helper()
+	paths := logPaths(h)
+	t.Cleanup(func() {
+		fast := 0
+		for _, p := range paths.all() {
+			if p == pathFast {
+				fast++
+			}
+		}
+		if frontPath != "fast" && fast > 0 {
+			t.Errorf("%d requests took the fast path behind a plain net/http server", fast)
+		}
+		t.Logf("%s front: %d of %d requests on the fast path", frontPath, fast, len(paths.all()))
+	})
 	srv := httptest.NewUnstartedServer(h)
 	if configure != nil {
 		configure(srv.Config)
