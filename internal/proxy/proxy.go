@@ -1,9 +1,3 @@
-// Package proxy is herd's HTTP front: it matches a request to a route,
-// picks a ready instance of the route's app, and forwards the request with
-// httputil.ReverseProxy, streaming both ways. It retries an idempotent
-// request once on another instance when the first could not be reached,
-// waits (bounded) for an instance when none is ready, and answers its own
-// errors as JSON.
 package proxy
 
 import (

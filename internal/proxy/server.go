@@ -20,11 +20,11 @@ import (
 // goroutine per client connection parses each request head itself and, when
 // the request is a plain one to a route that only proxies, writes it to a
 // pooled connection to an instance and copies the response back, with no
-// other goroutine involved. Everything else — HTTP/1.0, upgrades, chunked
-// or 100-continue request bodies, odd heads, files, caches, compression,
-// gateways — is handed, with the bytes already read, to Fallback, a
-// net/http server that keeps the connection from then on. Both paths apply
-// the same routes, limits, headers, retries, logs and metrics.
+// other goroutine involved. Everything else is handed, with the bytes
+// already read, to Fallback, a net/http server that keeps the connection
+// from then on; pathFor decides which. Both paths run the same pipeline
+// (routes, limits, retries, headers, errors, logs and metrics); see the
+// package documentation.
 type Server struct {
 	// Handler returns the proxy for the next request; a reload swaps it.
 	Handler func() *Handler
