@@ -32,15 +32,19 @@ func fastEligible(r *Route) bool {
 
 // fastRoute returns the route for target when the fast path can serve it.
 func (h *Handler) fastRoute(target []byte) *route {
-	path := target
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	rt := h.match(bytesString(path))
+	rt := h.match(bytesString(targetPath(target)))
 	if rt == nil || rt.upstreams == nil {
 		return nil
 	}
 	return rt
+}
+
+// targetPath is the path of a request target: what precedes its query.
+func targetPath(target []byte) []byte {
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		return target[:i]
+	}
+	return target
 }
 
 // exchange is one request on the fast path, and the buffers it keeps
@@ -141,8 +145,9 @@ func (ex *exchange) serve() bool {
 // the sender) and sends the answer to the client.
 func (ex *exchange) proxy() bool {
 	rt, req := ex.rt, &ex.c.req
-	ex.idem = idempotentMethod(bytesString(req.Method)) || h1.Get(req.Fields, "Idempotency-Key") != nil
-	b, err := rt.forward(ex.c.context(), ex, nil, ex.hashKey(), ex.idem, ex.tried[:0], ex.start)
+	ex.idem = idempotent(bytesString(req.Method), (*fastHeaders)(req))
+	key := hashKey(rt.HashKey, ex.c.remoteIP, bytesString(targetPath(req.Target)), (*fastHeaders)(req))
+	b, err := rt.forward(ex.c.context(), ex, nil, key, ex.idem, ex.tried[:0], ex.start)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
 			ex.status = StatusClientClosed
@@ -174,24 +179,6 @@ func (ex *exchange) send(b *balance.Backend) (int, error) {
 func (ex *exchange) discard() { ex.up.Close() }
 
 func (ex *exchange) resendable() bool { return !ex.streamed }
-
-// hashKey is what a hashing policy hashes (see requestKey).
-func (ex *exchange) hashKey() string {
-	spec := ex.rt.HashKey
-	switch spec {
-	case "":
-		return ""
-	case "ip":
-		return ex.c.remoteIP
-	case "path":
-		path := ex.c.req.Target
-		if i := bytes.IndexByte(path, '?'); i >= 0 {
-			path = path[:i]
-		}
-		return bytesString(path)
-	}
-	return bytesString(h1.Get(ex.c.req.Fields, strings.TrimPrefix(spec, "header:")))
-}
 
 // sendError is a failure writing the request head to an instance.
 type sendError struct{ error }

@@ -15,7 +15,7 @@ import (
 // traffic drops.
 type upstreamPool struct {
 	opts   TransportOptions
-	dialer net.Dialer
+	dialer *net.Dialer
 
 	mu       sync.Mutex
 	idle     map[string][]*upstreamConn
@@ -36,7 +36,7 @@ type upstreamConn struct {
 func newUpstreamPool(o TransportOptions) *upstreamPool {
 	return &upstreamPool{
 		opts:   o,
-		dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
+		dialer: o.dialer(),
 		idle:   map[string][]*upstreamConn{},
 	}
 }

@@ -188,6 +188,24 @@ func (rt *route) forward(ctx context.Context, s sender, first *balance.Backend, 
 	}
 }
 
+// hashKey is what a hashing policy hashes for spec (Route.HashKey): for a
+// request from ip to path with the fields in, "ip", "path", or
+// "header:NAME"'s first value; "" for anything else.
+func hashKey(spec, ip, path string, in headerSource) string {
+	switch spec {
+	case "":
+		return ""
+	case "ip":
+		return ip
+	case "path":
+		return path
+	}
+	if name, ok := strings.CutPrefix(spec, "header:"); ok {
+		return in.Get(name)
+	}
+	return ""
+}
+
 // forwardedFields are the X-Forwarded-* and X-Real-IP fields sent to an
 // instance.
 type forwardedFields struct {

@@ -45,13 +45,18 @@ type TransportOptions struct {
 	KeepaliveRequests int
 }
 
+// dialer is the dialer to the instances, on both paths.
+func (o *TransportOptions) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+}
+
 // keepsIdle reports whether idle connections are kept at all.
 func (o *TransportOptions) keepsIdle() bool { return o.Keepalive > 0 && o.KeepaliveTimeout > 0 }
 
 // newTransport returns the net/http path's connection pool to one pool's
 // instances.
 func newTransport(o TransportOptions) *http.Transport {
-	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dialer := o.dialer()
 	dial := dialer.DialContext
 	if o.ReadTimeout > 0 || o.SendTimeout > 0 || o.KeepaliveRequests > 0 {
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -166,7 +171,7 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.req = closeAfter(req, limit)
 	}
 	s.rec, _ = ctx.Value(recorderKey{}).(*recorder)
-	b, err := rt.forward(ctx, s, stuck, requestKey(req, rt.HashKey), idempotent(req), nil, time.Now())
+	b, err := rt.forward(ctx, s, stuck, requestKey(req, rt.HashKey), idempotent(req.Method, stdHeaders(req.Header)), nil, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +248,10 @@ func (r RetryPolicy) retryable(idempotent bool, err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
-func idempotent(req *http.Request) bool {
-	return idempotentMethod(req.Method) || req.Header.Get("Idempotency-Key") != ""
+// idempotent reports whether a request may be sent twice: by its method,
+// or because it carries an Idempotency-Key.
+func idempotent(method string, in headerSource) bool {
+	return idempotentMethod(method) || in.Get("Idempotency-Key") != ""
 }
 
 func idempotentMethod(m string) bool {
@@ -314,28 +321,21 @@ type releaseRWBody struct {
 
 func (r *releaseRWBody) Write(p []byte) (int, error) { return r.w.Write(p) }
 
-// requestKey extracts what a hashing policy hashes from the request.
+// requestKey is what a hashing policy hashes for the net/http path's
+// request: hashKey's, or a cookie's or query parameter's value, which only
+// this path offers (see fastEligible).
 func requestKey(req *http.Request, spec string) string {
-	switch spec {
-	case "":
-		return ""
-	case "ip":
-		return remoteIP(req.RemoteAddr)
-	case "path":
-		return req.URL.Path
-	}
 	kind, name, _ := strings.Cut(spec, ":")
 	switch kind {
-	case "header":
-		return req.Header.Get(name)
 	case "cookie":
 		if c, err := req.Cookie(name); err == nil {
 			return c.Value
 		}
+		return ""
 	case "query":
 		return req.URL.Query().Get(name)
 	}
-	return ""
+	return hashKey(spec, remoteIP(req.RemoteAddr), req.URL.Path, stdHeaders(req.Header))
 }
 
 // stickyCookie pins the client to b: its value is b's token, not its address.
