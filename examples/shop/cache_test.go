@@ -220,3 +220,39 @@ func TestRefusedOrderReleasesStock(t *testing.T) {
 		check{409, "items[0].quantity", "only 250 of product prd_mouse in stock"}.verify(t, got.status, got.body)
 	})
 }
+
+// Reserving is idempotent on the order id: a repeat takes nothing more;
+// the same id with other items is refused; a release gives back once.
+func TestReservationIdempotent(t *testing.T) {
+	srv := serve(t, "products", open(t, "products", storeConfig{DataDir: t.TempDir()}), nil).URL
+	stock := func() int64 { return decode[product](t, do(t, "GET", srv+"/products/prd_mouse", "", nil).body).Stock }
+	body := `{"order_id":"ord_1","items":[{"product_id":"prd_mouse","quantity":3},{"product_id":"prd_mouse","quantity":2}]}`
+	got := do(t, "POST", srv+"/products/reservations", body, nil)
+	check{status: 201}.verify(t, got.status, got.body)
+	rv := decode[reservation](t, got.body)
+	if len(rv.Items) != 2 || rv.Items[0].PriceCents != 2499 || rv.Items[1].Quantity != 2 {
+		t.Errorf("reservation %+v; want both items priced 2499", rv)
+	}
+	got = do(t, "POST", srv+"/products/reservations", body, nil)
+	check{status: 200}.verify(t, got.status, got.body)
+	if n := stock(); n != 245 {
+		t.Errorf("stock %d after the reservation and its repeat; want 245", n)
+	}
+	got = do(t, "POST", srv+"/products/reservations", `{"order_id":"ord_1","items":[{"product_id":"prd_mouse","quantity":9}]}`, nil)
+	check{409, "order_id", "other items"}.verify(t, got.status, got.body)
+	for range 2 {
+		got = do(t, "POST", srv+"/products/reservations/ord_1/release", "", nil)
+		check{status: 200}.verify(t, got.status, got.body)
+	}
+	if n := stock(); n != 250 {
+		t.Errorf("stock %d after releasing twice; want 250", n)
+	}
+	// A released reservation taken again (the order retried) takes the stock anew.
+	got = do(t, "POST", srv+"/products/reservations", body, nil)
+	check{status: 201}.verify(t, got.status, got.body)
+	if n := stock(); n != 245 {
+		t.Errorf("stock %d after reserving again; want 245", n)
+	}
+	got = do(t, "POST", srv+"/products/reservations/ord_none/release", "", nil)
+	check{404, "", "no reservation"}.verify(t, got.status, got.body)
+}

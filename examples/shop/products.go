@@ -401,8 +401,15 @@ func (s *productsService) reserve(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
+		same := len(rv.Items) == len(want)
 		for _, it := range rv.Items {
 			prices[it.ProductID] = it.PriceCents
+			same = same && want[it.ProductID] == it.Quantity
+		}
+		if !same {
+			// An order id reused for other items (a client's Idempotency-Key
+			// sent with another body): the stock held is not this order's.
+			return errorf(http.StatusConflict, "order_id", "order %s holds a reservation of other items", in.OrderID)
 		}
 	} else {
 		s.changed(ctx, ids...)
