@@ -597,37 +597,6 @@ func (ex *exchange) fail(status int, reason, retryAfter string) bool {
 	return ex.c.writeError(status, body, ex.id, retryAfter, closeClient) && !closeClient
 }
 
-// writeError sends an error answer with a JSON body, as writeError does on
-// the other path.
-func (c *clientConn) writeError(status int, body []byte, id, retryAfter string, closeConn bool) bool {
-	out := append(c.out[:0], "HTTP/1.1 "...)
-	out = strconv.AppendInt(out, int64(status), 10)
-	out = append(out, ' ')
-	out = append(out, http.StatusText(status)...)
-	out = append(out, "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
-	out = strconv.AppendInt(out, int64(len(body)), 10)
-	out = append(out, "\r\n"...)
-	if id != "" {
-		out = append(out, "X-Request-Id: "...)
-		out = append(out, id...)
-		out = append(out, "\r\n"...)
-	}
-	if retryAfter != "" {
-		out = append(out, "Retry-After: "...)
-		out = append(out, retryAfter...)
-		out = append(out, "\r\n"...)
-	}
-	out = appendDate(out)
-	if closeConn {
-		out = append(out, "Connection: close\r\n"...)
-	}
-	out = append(out, "\r\n"...)
-	out = append(out, body...)
-	c.out = out
-	_, err := c.nc.Write(out)
-	return err == nil
-}
-
 // done records the fast path's request (see record).
 func (ex *exchange) done() {
 	h, rt, req := ex.h, ex.rt, &ex.c.req

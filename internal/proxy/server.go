@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,6 +74,37 @@ type clientConn struct {
 	watchRead  int           // bytes the watcher read (the next request's)
 	goneCh     chan struct{} // closed when gone is set, made by context's Done
 	gone       atomic.Bool
+}
+
+// writeError sends an error answer with a JSON body, as writeError does on
+// the other path.
+func (c *clientConn) writeError(status int, body []byte, id, retryAfter string, closeConn bool) bool {
+	out := append(c.out[:0], "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, ' ')
+	out = append(out, http.StatusText(status)...)
+	out = append(out, "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(body)), 10)
+	out = append(out, "\r\n"...)
+	if id != "" {
+		out = append(out, "X-Request-Id: "...)
+		out = append(out, id...)
+		out = append(out, "\r\n"...)
+	}
+	if retryAfter != "" {
+		out = append(out, "Retry-After: "...)
+		out = append(out, retryAfter...)
+		out = append(out, "\r\n"...)
+	}
+	out = appendDate(out)
+	if closeConn {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	out = append(out, body...)
+	c.out = out
+	_, err := c.nc.Write(out)
+	return err == nil
 }
 
 // bufferedBody is how many bytes of the request's body are in buf.
