@@ -404,17 +404,35 @@ func longestDrain(cfg *config.Config) time.Duration {
 
 // upstreamPool is the pool of a static upstream: its servers are ready from
 // the start (passive health alone takes them out), down ones left out.
-func upstreamPool(u *config.Upstream) *balance.Pool {
+// prev is the pool this one replaces after a config edit: a server the edit
+// did not touch stays the same backend, live state and all (requests in
+// flight, passive and active health), and an edited one keeps its health,
+// so that an edit of one server resets nothing of the others.
+func upstreamPool(u *config.Upstream, prev *balance.Pool) *balance.Pool {
+	before := map[string]*balance.Backend{}
+	if prev != nil {
+		for _, b := range prev.Backends() {
+			before[b.ID] = b
+		}
+	}
 	p := balance.NewPool(u.Name, u.MaxFails, time.Duration(u.FailTimeout))
 	for i, sv := range u.Servers {
 		if sv == nil || sv.Down {
 			continue
 		}
 		addr := sv.HostPort()
-		p.Add(&balance.Backend{
+		b := &balance.Backend{
 			Addr: addr, App: u.Name, Index: i, ID: u.Name + "/" + addr,
 			Weight: sv.Weight, Backup: sv.Backup, MaxConns: int64(sv.MaxConns),
-		})
+		}
+		switch old := before[b.ID]; {
+		case old == nil:
+		case old.Index == b.Index && old.Weight == b.Weight && old.Backup == b.Backup && old.MaxConns == b.MaxConns:
+			b = old
+		default:
+			b.InheritHealth(old)
+		}
+		p.Add(b)
 	}
 	return p
 }

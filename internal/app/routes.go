@@ -168,7 +168,11 @@ func (f *frontend) load(cfg *config.Config) error {
 			old.MaxFails == u.MaxFails && old.FailTimeout == u.FailTimeout && old.Health == u.Health {
 			pools[u.Name] = f.pools[u.Name]
 		} else {
-			pools[u.Name] = upstreamPool(u)
+			var prev *balance.Pool
+			if _, was := f.upstreams[u.Name]; was {
+				prev = f.pools[u.Name]
+			}
+			pools[u.Name] = upstreamPool(u, prev)
 			fresh[u.Name] = true
 		}
 		upstreams[u.Name] = u

@@ -39,6 +39,19 @@ type Backend struct {
 	firstFail time.Time
 }
 
+// InheritHealth gives b, a new backend for the same server as prev (an
+// edited weight, backup or max_conns), prev's passive and active health, so
+// that a config edit does not make a failing server look healthy. Call it
+// before b is used; requests in flight stay counted on prev.
+func (b *Backend) InheritHealth(prev *Backend) {
+	b.unhealthy.Store(prev.unhealthy.Load())
+	b.downUntil.Store(prev.downUntil.Load())
+	b.checkedAt.Store(prev.checkedAt.Load())
+	prev.failMu.Lock()
+	b.fails, b.firstFail = prev.fails, prev.firstFail
+	prev.failMu.Unlock()
+}
+
 // Inflight is the number of requests sent to the backend and not finished.
 func (b *Backend) Inflight() int64 { return b.inflight.Load() }
 

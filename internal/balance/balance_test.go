@@ -291,3 +291,18 @@ func TestRendezvousMovesFewKeys(t *testing.T) {
 		t.Errorf("weight 3 of 4 got %d of %d keys; want about %d", heavy, keys, keys*3/4)
 	}
 }
+
+// A backend that replaces another for the same server keeps its health.
+func TestInheritHealth(t *testing.T) {
+	now := time.Now()
+	old := &Backend{ID: "u/a", Addr: "a"}
+	old.Fail(now, 1, time.Minute)
+	nb := &Backend{ID: "u/a", Addr: "a", Weight: 3}
+	nb.InheritHealth(old)
+	if nb.Available(now) {
+		t.Error("the new backend is available; want it down like the old one")
+	}
+	if fresh := (&Backend{ID: "u/b"}); !fresh.Available(now) {
+		t.Error("a new backend without InheritHealth is down")
+	}
+}

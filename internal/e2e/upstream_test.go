@@ -255,3 +255,64 @@ routes:
 		t.Errorf("after a reload that changed the limit = %d; want 200 from a fresh limit", code)
 	}
 }
+
+// An edit of one server of an upstream keeps the others' live state: a
+// server passive health marked down stays down across a reload that only
+// changed another server's weight.
+func TestReloadKeepsOtherServersState(t *testing.T) {
+	live, _ := startTestapp(t, "live")
+	dead := freeAddr(t) // nothing listens there
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP
+upstreams:
+  legacy:
+    servers:
+      - {url: http://%s}
+      - {url: http://%s}
+    fail_timeout: 5m
+routes:
+  - path: /
+    to: legacy
+`, dead, live))
+	deadHealthy := func() bool {
+		var body struct {
+			Services []struct {
+				Name      string `json:"name"`
+				Instances []struct {
+					ID      string `json:"id"`
+					Healthy bool   `json:"healthy"`
+				} `json:"instances"`
+			} `json:"services"`
+		}
+		h.getJSON("http://"+h.admin+"/services", &body)
+		for _, s := range body.Services {
+			for _, in := range s.Instances {
+				if s.Name == "legacy" && in.ID == dead {
+					return in.Healthy
+				}
+			}
+		}
+		t.Fatalf("/services lacks legacy's %s: %+v", dead, body)
+		return false
+	}
+	// Requests retry the dead server's connect error on the live one, and
+	// mark the dead one down for fail_timeout.
+	for range 4 {
+		var who whoAmI
+		if code := h.getJSON("http://"+h.public+"/", &who); code != 200 || who.Greeting != "live" {
+			t.Fatalf("GET / = %d %+v; want the live server", code, who)
+		}
+	}
+	if deadHealthy() {
+		t.Fatal("the dead server is still healthy after connect errors")
+	}
+	h.rewriteConfig(t, "{url: http://"+live+"}", "{url: http://"+live+", weight: 2}")
+	if out, err := h.cli("reload", "all"); err != nil {
+		t.Fatalf("herd reload all: %v\n%s", err, out)
+	}
+	if deadHealthy() {
+		t.Error("a reload that changed only the live server's weight made the dead server healthy again")
+	}
+}
