@@ -402,13 +402,13 @@ func longestDrain(cfg *config.Config) time.Duration {
 	return d
 }
 
-// upstreamPool is the pool of a static upstream: its servers are ready from
+// staticPool is the pool of a static upstream: its servers are ready from
 // the start (passive health alone takes them out), down ones left out.
 // prev is the pool this one replaces after a config edit: a server the edit
 // did not touch stays the same backend, live state and all (requests in
 // flight, passive and active health), and an edited one keeps its health,
 // so that an edit of one server resets nothing of the others.
-func upstreamPool(u *config.Upstream, prev *balance.Pool) *balance.Pool {
+func staticPool(u *config.Upstream, prev *balance.Pool) *balance.Pool {
 	before := map[string]*balance.Backend{}
 	if prev != nil {
 		for _, b := range prev.Backends() {

@@ -172,7 +172,7 @@ func (f *frontend) load(cfg *config.Config) error {
 			if _, was := f.upstreams[u.Name]; was {
 				prev = f.pools[u.Name]
 			}
-			pools[u.Name] = upstreamPool(u, prev)
+			pools[u.Name] = staticPool(u, prev)
 			fresh[u.Name] = true
 		}
 		upstreams[u.Name] = u
