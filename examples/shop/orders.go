@@ -55,6 +55,30 @@ type orderItem struct {
 	PriceCents int64  `json:"price_cents"`
 }
 
+// itemRequest is one line of an order as a client sends it to orders, and
+// orders to products.
+type itemRequest struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// validItems checks the lines of an order: 1 to maxItems, each a product's
+// id and a quantity from 1 to maxQuantity.
+func validItems(items []itemRequest) error {
+	if len(items) == 0 || len(items) > maxItems {
+		return badRequest("items", "items must list 1 to %d products, not %d", maxItems, len(items))
+	}
+	for i, it := range items {
+		if !validID(it.ProductID) {
+			return badRequest(fmt.Sprintf("items[%d].product_id", i), "items[%d].product_id must be a product's id, not %q", i, it.ProductID)
+		}
+		if it.Quantity < 1 || it.Quantity > maxQuantity {
+			return badRequest(fmt.Sprintf("items[%d].quantity", i), "items[%d].quantity must be from 1 to %d, not %d", i, maxQuantity, it.Quantity)
+		}
+	}
+	return nil
+}
+
 type order struct {
 	ID         string      `json:"id"`
 	UserID     string      `json:"user_id"`
@@ -92,11 +116,8 @@ func (s *ordersService) routes(mux *http.ServeMux) {
 // stored is refunded.
 func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		UserID string `json:"user_id"`
-		Items  []struct {
-			ProductID string `json:"product_id"`
-			Quantity  int64  `json:"quantity"`
-		} `json:"items"`
+		UserID string        `json:"user_id"`
+		Items  []itemRequest `json:"items"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
@@ -104,8 +125,8 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	if !validID(in.UserID) {
 		return badRequest("user_id", "user_id must be a user's id, not %q", in.UserID)
 	}
-	if len(in.Items) == 0 || len(in.Items) > maxItems {
-		return badRequest("items", "items must list 1 to %d products, not %d", maxItems, len(in.Items))
+	if err := validItems(in.Items); err != nil {
+		return err
 	}
 	id, err := orderID(r, in.UserID)
 	if err != nil {
@@ -122,12 +143,6 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	o := order{ID: id, UserID: in.UserID, Status: "paid", Items: make([]orderItem, len(in.Items))}
 	for i, it := range in.Items {
-		if !validID(it.ProductID) {
-			return badRequest(fmt.Sprintf("items[%d].product_id", i), "items[%d].product_id must be a product's id, not %q", i, it.ProductID)
-		}
-		if it.Quantity < 1 || it.Quantity > maxQuantity {
-			return badRequest(fmt.Sprintf("items[%d].quantity", i), "items[%d].quantity must be from 1 to %d, not %d", i, maxQuantity, it.Quantity)
-		}
 		o.Items[i] = orderItem{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
 
@@ -191,16 +206,12 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 // stock a 409 on its quantity; a reservation whose outcome is unknown is
 // released.
 func (s *ordersService) reserve(ctx context.Context, o *order) error {
-	type item struct {
-		ProductID string `json:"product_id"`
-		Quantity  int64  `json:"quantity"`
-	}
 	in := struct {
-		OrderID string `json:"order_id"`
-		Items   []item `json:"items"`
-	}{OrderID: o.ID, Items: make([]item, len(o.Items))}
+		OrderID string        `json:"order_id"`
+		Items   []itemRequest `json:"items"`
+	}{OrderID: o.ID, Items: make([]itemRequest, len(o.Items))}
 	for i, it := range o.Items {
-		in.Items[i] = item{it.ProductID, it.Quantity}
+		in.Items[i] = itemRequest{it.ProductID, it.Quantity}
 	}
 	var rv reservation
 	err := s.peers.Post(svcclient.WithIdempotencyKey(ctx, "reserve-"+o.ID), "products", "/reservations", in, &rv)

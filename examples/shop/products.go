@@ -307,11 +307,8 @@ type reservationItem struct {
 // again.
 func (s *productsService) reserve(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		OrderID string `json:"order_id"`
-		Items   []struct {
-			ProductID string `json:"product_id"`
-			Quantity  int64  `json:"quantity"`
-		} `json:"items"`
+		OrderID string        `json:"order_id"`
+		Items   []itemRequest `json:"items"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
@@ -319,20 +316,14 @@ func (s *productsService) reserve(w http.ResponseWriter, r *http.Request) error 
 	if !validID(in.OrderID) {
 		return badRequest("order_id", "order_id must be an id, not %q", in.OrderID)
 	}
-	if len(in.Items) == 0 || len(in.Items) > maxItems {
-		return badRequest("items", "items must list 1 to %d products, not %d", maxItems, len(in.Items))
+	if err := validItems(in.Items); err != nil {
+		return err
 	}
 	// The quantity of each product, and the first item that named it (for
 	// the field of an error).
 	want := map[string]int64{}
 	first := map[string]int{}
 	for i, it := range in.Items {
-		if !validID(it.ProductID) {
-			return badRequest(fmt.Sprintf("items[%d].product_id", i), "items[%d].product_id must be a product's id, not %q", i, it.ProductID)
-		}
-		if it.Quantity < 1 || it.Quantity > maxQuantity {
-			return badRequest(fmt.Sprintf("items[%d].quantity", i), "items[%d].quantity must be from 1 to %d, not %d", i, maxQuantity, it.Quantity)
-		}
 		if _, ok := first[it.ProductID]; !ok {
 			first[it.ProductID] = i
 		}
