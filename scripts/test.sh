@@ -25,8 +25,11 @@ STATICCHECK_MODULE=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # gcc and libc6-dev: `go test -race` needs cgo; redis-server and
 # postgresql-15 are the real servers the registry and shop tests use;
 # nodejs, python3 and systemd (systemd-analyze) are programs tests run
-# (testenv.Tool fails a test without them under HERD_REQUIRE_SERVICES=1).
-APT_PACKAGES=(gcc libc6-dev redis-server postgresql-15 nodejs python3 systemd)
+# (testenv.Tool fails a test without them under HERD_REQUIRE_SERVICES=1);
+# chromium loads the dashboard, tmux drives `herd monit`, and buildah,
+# podman and runc build and run the container image (no Docker engine here).
+APT_PACKAGES=(gcc libc6-dev redis-server postgresql-15 nodejs python3 systemd
+	chromium tmux buildah podman runc)
 
 step() { printf '\n==> %s\n' "$*"; }
 
