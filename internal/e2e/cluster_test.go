@@ -69,7 +69,13 @@ routes:
 }
 
 func TestKillInstanceUnderLoadLosesNoRequest(t *testing.T) {
-	h := startHerd(t, `
+	for _, path := range proxyPaths {
+		t.Run(path.name, func(t *testing.T) { testKillInstanceUnderLoad(t, path.server) })
+	}
+}
+
+func testKillInstanceUnderLoad(t *testing.T, server string) {
+	h := startHerd(t, server+`
 apps:
   web:
     command: TESTAPP

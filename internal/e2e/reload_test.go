@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,41 +53,49 @@ type load struct {
 	wg         sync.WaitGroup
 }
 
+// startLoad sends GETs of /slow and POSTs to /echo from 8 keep-alive
+// clients that never resend a request (rawClient), reading every body to
+// the end and checking it; url is http://host:port.
 func startLoad(url string) *load {
 	l := &load{greetings: map[string]int{}, stop: make(chan struct{})}
-	client := &http.Client{Timeout: 15 * time.Second}
+	addr := strings.TrimPrefix(url, "http://")
 	for w := range 8 {
 		l.wg.Go(func() {
+			c := newRawClient(addr)
+			defer c.close()
 			for i := 0; ; i++ {
 				select {
 				case <-l.stop:
 					return
 				default:
 				}
-				var res *http.Response
+				var code int
+				var body []byte
 				var err error
+				payload := fmt.Sprintf("payload %d %d", w, i)
 				if (w+i)%2 == 0 {
-					res, err = client.Get(url + "/slow?ms=20")
+					code, body, err = c.do("GET", "/slow?ms=20", "")
 				} else {
-					res, err = client.Post(url+"/echo", "text/plain", strings.NewReader(fmt.Sprintf("payload %d %d", w, i)))
+					code, body, err = c.do("POST", "/echo", payload)
 				}
 				if err != nil {
 					l.fail(err.Error())
 					continue
 				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode/100 != 2 {
-					l.fail(fmt.Sprintf("%d %s", res.StatusCode, body))
+				if code/100 != 2 {
+					l.fail(fmt.Sprintf("%d %s", code, body))
 					continue
 				}
 				if (w+i)%2 == 0 {
 					var who whoAmI
-					json.Unmarshal(body, &who)
+					if err := json.Unmarshal(body, &who); err != nil || who.Greeting == "" {
+						l.fail("GET /slow answered " + string(body))
+						continue
+					}
 					l.mu.Lock()
 					l.greetings[who.Greeting]++
 					l.mu.Unlock()
-				} else if string(body) != fmt.Sprintf("payload %d %d", w, i) {
+				} else if string(body) != payload {
 					l.fail("echo answered " + string(body))
 					continue
 				}
@@ -117,10 +123,25 @@ func (l *load) finish(t *testing.T) {
 	}
 }
 
+// proxyPaths are the two ways herd forwards a request: its fast HTTP/1.1
+// path and Go's net/http; load tests run on both.
+var proxyPaths = []struct{ name, server string }{
+	{"fast path", ""},
+	{"net/http path", "server: {fast_path: false}\n"},
+}
+
 func TestReloadUnderLoadLosesNothing(t *testing.T) {
-	for _, instances := range []int{2, 4} {
-		t.Run(fmt.Sprintf("%d instances", instances), func(t *testing.T) {
-			h := startHerd(t, fmt.Sprintf(`
+	for _, path := range proxyPaths {
+		for _, instances := range []int{2, 4} {
+			t.Run(fmt.Sprintf("%s, %d instances", path.name, instances), func(t *testing.T) {
+				testReloadUnderLoad(t, path.server, instances)
+			})
+		}
+	}
+}
+
+func testReloadUnderLoad(t *testing.T, server string, instances int) {
+	h := startHerd(t, server+fmt.Sprintf(`
 apps:
   web:
     command: TESTAPP --greeting v1
@@ -130,41 +151,39 @@ routes:
   - path: /
     to: web
 `, instances))
-			before := h.pids()
-			l := startLoad("http://" + h.public)
-			time.Sleep(300 * time.Millisecond)
+	before := h.pids()
+	l := startLoad("http://" + h.public)
+	time.Sleep(300 * time.Millisecond)
 
-			// Roll out a new version: the reload re-reads herd.yaml.
-			h.rewriteConfig(t, "--greeting v1", "--greeting v2")
-			out, err := h.cli("reload", "web")
-			if err != nil {
-				t.Fatalf("herd reload: %v\n%s", err, out)
-			}
-			time.Sleep(300 * time.Millisecond)
-			l.finish(t)
-
-			after := h.pids()
-			if len(after) != instances {
-				t.Fatalf("after reload %d instances run; want %d", len(after), instances)
-			}
-			for _, p := range after {
-				for _, q := range before {
-					if p == q {
-						t.Errorf("pid %d survived the reload", p)
-					}
-				}
-			}
-			for _, p := range before {
-				if alive(p) {
-					t.Errorf("old instance %d still runs after the reload", p)
-				}
-			}
-			if code, body := get(t, "http://"+h.public+"/"); code != 200 || !strings.Contains(string(body), `"greeting":"v2"`) {
-				t.Errorf("after reload GET / = %d %s; want the v2 greeting", code, body)
-			}
-			t.Logf("%d requests during the reload, 0 failed; greetings %v", l.ok.Load(), l.greetings)
-		})
+	// Roll out a new version: the reload re-reads herd.yaml.
+	h.rewriteConfig(t, "--greeting v1", "--greeting v2")
+	out, err := h.cli("reload", "web")
+	if err != nil {
+		t.Fatalf("herd reload: %v\n%s", err, out)
 	}
+	time.Sleep(300 * time.Millisecond)
+	l.finish(t)
+
+	after := h.pids()
+	if len(after) != instances {
+		t.Fatalf("after reload %d instances run; want %d", len(after), instances)
+	}
+	for _, p := range after {
+		for _, q := range before {
+			if p == q {
+				t.Errorf("pid %d survived the reload", p)
+			}
+		}
+	}
+	for _, p := range before {
+		if alive(p) {
+			t.Errorf("old instance %d still runs after the reload", p)
+		}
+	}
+	if code, body := get(t, "http://"+h.public+"/"); code != 200 || !strings.Contains(string(body), `"greeting":"v2"`) {
+		t.Errorf("after reload GET / = %d %s; want the v2 greeting", code, body)
+	}
+	t.Logf("%d requests during the reload, 0 failed; greetings %v", l.ok.Load(), l.greetings)
 }
 
 func TestReloadToBrokenVersionKeepsServing(t *testing.T) {

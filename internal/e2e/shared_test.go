@@ -72,32 +72,38 @@ apps:
 // requests may be resent when that instance closes it.
 func startLoadGET(url string) *load { return startGETs(url + "/slow?ms=10") }
 
-// startGETs is a load of GETs of url from 8 clients; an answer other than
-// 200 is a failure, and a JSON one with a greeting is counted by it.
+// startGETs is a load of GETs of url (http://host:port/path) from 8
+// keep-alive clients that never resend a request (rawClient); an answer
+// other than 200 is a failure, and a JSON one with a greeting is counted
+// by it.
 func startGETs(url string) *load {
 	l := &load{greetings: map[string]int{}, stop: make(chan struct{})}
-	client := &http.Client{Timeout: 15 * time.Second}
+	addr, path, _ := strings.Cut(strings.TrimPrefix(url, "http://"), "/")
+	path = "/" + path
 	for range 8 {
 		l.wg.Go(func() {
+			c := newRawClient(addr)
+			defer c.close()
 			for {
 				select {
 				case <-l.stop:
 					return
 				default:
 				}
-				res, err := client.Get(url)
+				code, body, err := c.do("GET", path, "")
 				if err != nil {
 					l.fail(err.Error())
 					continue
 				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					l.fail(fmt.Sprintf("%d %s", res.StatusCode, body))
+				if code != 200 {
+					l.fail(fmt.Sprintf("%d %s", code, body))
 					continue
 				}
 				var who whoAmI
-				json.Unmarshal(body, &who)
+				if json.Unmarshal(body, &who) != nil {
+					l.fail("GET answered " + string(body))
+					continue
+				}
 				l.mu.Lock()
 				l.greetings[who.Greeting]++
 				l.mu.Unlock()
