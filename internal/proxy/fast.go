@@ -92,7 +92,9 @@ func (ex *exchange) close() {
 // with ex (the connection's), and reports whether the connection can carry
 // another one.
 func (h *Handler) serveFast(ex *exchange, c *clientConn, rt *route) bool {
-	*ex = exchange{h: h, rt: rt, c: c, start: time.Now(), out: ex.out, ubuf: ex.ubuf}
+	// A new exchange, keeping the buffers: out, ubuf, and the fields of
+	// res, which ParseResponse reuses.
+	*ex = exchange{h: h, rt: rt, c: c, start: time.Now(), out: ex.out, ubuf: ex.ubuf, res: h1.Response{Fields: ex.res.Fields[:0]}}
 	req := &c.req
 	if h.onServe != nil {
 		h.onServe(pathFast, bytesString(req.Target))

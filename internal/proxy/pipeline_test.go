@@ -58,7 +58,7 @@ func (l *pathLog) all() []servePath {
 
 // serveBoth runs h behind a Server (the fast path, net/http as its
 // fallback) and returns its address.
-func serveBoth(t *testing.T, h *Handler) string {
+func serveBoth(t testing.TB, h *Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
