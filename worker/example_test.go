@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/herdhq/herd/worker"
 )
@@ -22,6 +23,15 @@ func ExampleServe() {
 		log.Fatal(err) // e.g. worker: no socket to serve on: ... set PORT=8080 to run it alone
 	}
 	// Close pools, flush queues: herd is waiting for the exit.
+}
+
+// An app whose requests must not be cut midway drains for as long as its
+// WriteTimeout (and sets a longer kill_timeout in herd.yaml).
+func ExampleOptions() {
+	srv := &http.Server{Handler: http.NotFoundHandler(), WriteTimeout: 30 * time.Second}
+	if err := (worker.Options{DrainTimeout: srv.WriteTimeout}).Serve(context.Background(), srv); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Without herd and without PORT, Listen says what is missing.

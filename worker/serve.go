@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Serve serves srv on Listen's socket, tells herd it is ready, and on
@@ -20,17 +21,33 @@ import (
 // (WebSocket, hijacked) are not waited for by net/http: close them from a
 // function given to srv.RegisterOnShutdown. After the first signal Serve
 // stops catching signals, so a second Ctrl-C ends the process at once.
-func Serve(ctx context.Context, srv *http.Server) error {
-	ln, err := Listen()
-	if err != nil {
-		return err
-	}
-	return ServeListener(ctx, srv, ln)
+// It is Options{}.Serve.
+func Serve(ctx context.Context, srv *http.Server) error { return Options{}.Serve(ctx, srv) }
+
+// Options change what Serve does; the zero value is Serve's behaviour.
+type Options struct {
+	// Listener is the socket to serve on; Serve closes it. Default: Listen().
+	Listener net.Listener
+	// DrainTimeout bounds the drain after the stop signal, e.g. the
+	// server's WriteTimeout when cutting a request midway would do harm
+	// (then herd's kill_timeout must be longer). Default: DrainTimeout(),
+	// from HERD_KILL_TIMEOUT.
+	DrainTimeout time.Duration
 }
 
-// ServeListener is Serve on a listener of the caller's (a TLS one, or one
-// made by Listen and wrapped). It closes ln.
-func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener) error {
+// Serve is the package's Serve with o's listener and drain bound.
+func (o Options) Serve(ctx context.Context, srv *http.Server) error {
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = Listen(); err != nil {
+			return err
+		}
+	}
+	bound := o.DrainTimeout
+	if bound <= 0 {
+		bound, _ = DrainTimeout() // a bad HERD_KILL_TIMEOUT falls back to the default
+	}
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	served := make(chan error, 1)
@@ -51,7 +68,6 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener) error
 	}
 	stop()
 
-	bound, _ := DrainTimeout() // a bad HERD_KILL_TIMEOUT falls back to the default
 	srv.SetKeepAlivesEnabled(false)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
 	defer cancel()

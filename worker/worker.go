@@ -194,7 +194,8 @@ const DefaultKillTimeout = 5 * time.Second
 // HERD_KILL_TIMEOUT (a Go duration like 10s, or bare milliseconds as in
 // herd.yaml); herd does not pass its kill_timeout to instances today, so
 // an app with a kill_timeout other than 5s sets HERD_KILL_TIMEOUT in its
-// env: to match. An unreadable value is reported and the default used.
+// env: to match (or passes Options.DrainTimeout). An unreadable value is
+// reported and the default used.
 func DrainTimeout() (time.Duration, error) { return osEnv.drainTimeout() }
 
 func (e env) drainTimeout() (time.Duration, error) {

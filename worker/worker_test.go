@@ -256,13 +256,14 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
-// ServeListener in process: a signal (SIGINT to this test process, caught
+// Serve in process: a signal (SIGINT to this test process, caught
 // by Serve) drains a request in flight; a drain that outlasts the bound
 // returns an error and cuts it.
-func TestServeListenerDrain(t *testing.T) {
+func TestServeDrain(t *testing.T) {
 	tests := []struct {
 		name      string
 		kill      string        // HERD_KILL_TIMEOUT
+		bound     time.Duration // Options.DrainTimeout
 		hold      time.Duration // how long the request in flight takes
 		bySignal  bool
 		wantErr   bool
@@ -271,6 +272,8 @@ func TestServeListenerDrain(t *testing.T) {
 		{name: "SIGINT drains the request", kill: "5s", hold: 300 * time.Millisecond, bySignal: true, wantReply: true},
 		{name: "ctx canceled drains the request", kill: "5s", hold: 300 * time.Millisecond, wantReply: true},
 		{name: "past the bound: cut, error", kill: "300ms", hold: 5 * time.Second, wantErr: true},
+		{name: "Options.DrainTimeout over the env", kill: "60s", bound: 300 * time.Millisecond, hold: 5 * time.Second, wantErr: true},
+		{name: "Options.DrainTimeout longer than the env", kill: "100ms", bound: 5 * time.Second, hold: 300 * time.Millisecond, wantReply: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,7 +304,7 @@ func TestServeListenerDrain(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			served := make(chan error, 1)
-			go func() { served <- ServeListener(ctx, srv, ln) }()
+			go func() { served <- (Options{Listener: ln, DrainTimeout: tt.bound}).Serve(ctx, srv) }()
 			buf := make([]byte, 16)
 			if n, err := nc.Read(buf); err != nil || string(buf[:n]) != "READY=1" {
 				t.Fatalf("notify: %q %v", buf[:n], err)
@@ -333,7 +336,7 @@ func TestServeListenerDrain(t *testing.T) {
 				t.Errorf("client got %q; want the answer %v", got, tt.wantReply)
 			}
 			if (err != nil) != tt.wantErr {
-				t.Errorf("ServeListener = %v; want error %v", err, tt.wantErr)
+				t.Errorf("Serve = %v; want error %v", err, tt.wantErr)
 			}
 			if tt.wantErr && !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("err %v; want context.DeadlineExceeded", err)
