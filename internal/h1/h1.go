@@ -175,6 +175,14 @@ func ParseResponse(b []byte, r *Response) error {
 	r.Status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	if len(line) > 13 {
 		r.Reason = line[13:]
+		// reason-phrase = *( HTAB / SP / VCHAR / obs-text ): a bare LF or
+		// another control byte there would split the head differently
+		// for the next reader.
+		for _, c := range r.Reason {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return badResponse("the reason phrase holds a control byte")
+			}
+		}
 	}
 	keepAlive := !http10
 	var lengths int

@@ -222,3 +222,59 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// FuzzParseResponse checks the response parser against net/http's: a head
+// it accepts, net/http accepts too, and both agree on status, framing and
+// whether the connection closes.
+func FuzzParseResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+	f.Add([]byte("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var r Response
+		if err := ParseResponse(raw, &r); err != nil {
+			return
+		}
+		if r.HeadLen > len(raw) {
+			t.Fatalf("HeadLen %d past the input", r.HeadLen)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw[:r.HeadLen])), &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("accepted a head net/http refuses (%v): %q", err, raw)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != r.Status {
+			t.Fatalf("status %d; net/http %d", r.Status, res.StatusCode)
+		}
+		chunked := len(res.TransferEncoding) > 0 && res.TransferEncoding[0] == "chunked"
+		if chunked != r.Chunked {
+			t.Fatalf("chunked %v; net/http %v (%q)", r.Chunked, chunked, raw)
+		}
+		bodyless := r.Status/100 == 1 || r.Status == 204 || r.Status == 304
+		if !r.Chunked && !bodyless && res.ContentLength != r.ContentLength {
+			t.Fatalf("length %d; net/http %d (%q)", r.ContentLength, res.ContentLength, raw)
+		}
+		// Both framings: the parser closes the connection after it (RFC
+		// 9112 §6.1 asks that of an intermediary); net/http does not.
+		both := r.Chunked && len(Get(r.Fields, "content-length")) > 0
+		// Close says what the head says; a body that runs to the close
+		// (no length, not chunked) is the caller's to see, as net/http
+		// folds both into Close.
+		untilClose := !r.Chunked && r.ContentLength < 0
+		if !bodyless && !both && res.Close != (r.Close || untilClose) {
+			t.Fatalf("close %v, until close %v; net/http %v (%q)", r.Close, untilClose, res.Close, raw)
+		}
+		for _, fl := range r.Fields {
+			name := http.CanonicalHeaderKey(string(fl.Name))
+			if name == "Transfer-Encoding" || name == "Content-Length" || name == "Connection" {
+				continue // net/http moves them to fields of Response
+			}
+			if !containsString(res.Header.Values(name), string(fl.Value)) {
+				t.Fatalf("field %s: %q; net/http has %q", name, fl.Value, res.Header.Values(name))
+			}
+		}
+	})
+}
