@@ -1,6 +1,10 @@
-// Package proc is herd's seam to the operating system. It starts an instance
-// in a process group of its own, tied to herd's life with Pdeathsig, signals
-// the whole group, and stops it gracefully then forcibly within a bound.
+// Package proc is herd's seam to the operating system. It starts an
+// instance below a supervisor shim (herd's own binary, re-executed), in a
+// process group and, where the machine has cgroup v2, a cgroup of its own;
+// it signals the instance's group, and stops it gracefully then forcibly
+// within a bound. Nothing the instance starts outlives it or herd: not its
+// grandchildren, not a daemon that left its group and session, not when
+// herd itself is killed with SIGKILL (see shim.go).
 package proc
 
 import (
@@ -9,9 +13,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,13 +23,14 @@ import (
 
 // Spec describes a process to start.
 type Spec struct {
-	// Path is the executable; a name without a slash is looked up in PATH.
+	// Path is the executable; a name without a slash is looked up in the
+	// PATH of Env (herd's own PATH unless the app's env: sets one).
 	Path string
 	// Args are the arguments after the program name.
 	Args []string
 	// Dir is the working directory; empty means herd's own.
 	Dir string
-	// Env is the full environment, as "KEY=value" strings.
+	// Env is the full environment, as "KEY=value" strings; nil is herd's.
 	Env []string
 	// Output receives the child's stdout and stderr, a whole line per Write,
 	// prefixed with Prefix. Nil discards them.
@@ -38,16 +43,23 @@ type Spec struct {
 	// LISTEN_PID to the pid the program will have and then execs it (the
 	// pid survives exec), as systemd's socket activation requires.
 	SetListenPID bool
+	// Cgroup, if not nil, gets a child cgroup for this process and all it
+	// starts; nil leaves the whole tree to the shim's subreaper.
+	Cgroup *Cgroup
 }
 
 // shimEnv marks a herd process started only to set LISTEN_PID and exec.
 const shimEnv = "HERD_EXEC_LISTEN_PID"
 
-// RunShim must be called first thing in main (and in TestMain of tests that
-// start processes with SetListenPID). In a shim process it sets LISTEN_PID to
-// its own pid and execs the program in os.Args[1:]; it never returns there.
-// Anywhere else it returns at once.
+// RunShim must be called first thing in main (and in TestMain of tests
+// that start processes: every process starts below a shim of the running
+// binary). In a supervisor shim it runs the app and never returns; in a
+// LISTEN_PID shim it sets LISTEN_PID to its own pid and execs the program
+// in os.Args[1:]. Anywhere else it returns at once.
 func RunShim() {
+	if fd := os.Getenv(shimFDEnv); fd != "" {
+		runSupervisorShim(fd)
+	}
 	if os.Getenv(shimEnv) != "1" {
 		return
 	}
@@ -67,10 +79,14 @@ func RunShim() {
 	os.Exit(126)
 }
 
-// Process is a started child and its process group. Its methods are safe for
-// concurrent use.
+// Process is a started instance: the app, its process group and its whole
+// tree below the shim. Its methods are safe for concurrent use.
 type Process struct {
-	cmd      *exec.Cmd
+	cmd      *exec.Cmd // the shim
+	ctl      *os.File  // herd's end of the control socket
+	pid      int       // the app's pid, also its process group id
+	start    uint64    // the app's start time, for Record
+	cgroup   string    // the app's cgroup folder, or ""
 	done     chan struct{}
 	waitErr  error
 	output   sync.WaitGroup // line copiers
@@ -78,45 +94,88 @@ type Process struct {
 	stopErr  error
 }
 
-// Start starts the process described by spec in a new process group. The
-// child gets SIGKILL when herd dies, even by SIGKILL.
+// Start starts the program described by spec below a supervisor shim, in a
+// new process group (and a new cgroup when spec.Cgroup is set). It returns
+// once the program has been started, or with the reason it could not be
+// (a missing executable, as exec reports it). The program and everything
+// it starts die when herd dies, even by SIGKILL.
 func Start(spec Spec) (*Process, error) {
-	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = spec.Env
-	if spec.SetListenPID {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("proc: finding herd's binary for the LISTEN_PID shim: %w", err)
-		}
-		cmd = exec.Command(self, append([]string{spec.Path}, spec.Args...)...)
-		cmd.Env = append(slices.Clip(spec.Env), shimEnv+"=1")
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("proc: finding herd's binary for the supervisor shim: %w", err)
 	}
-	cmd.Dir = spec.Dir
-	cmd.ExtraFiles = spec.ExtraFiles
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// One end for herd (close-on-exec, so no other child inherits it: EOF
+	// then means herd is gone), one for the shim.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("proc: creating the shim's control socket: %w", err)
+	}
+	ctl, shimEnd := os.NewFile(uintptr(fds[0]), "herd-control"), os.NewFile(uintptr(fds[1]), "herd-control-shim")
+	defer shimEnd.Close()
 
-	p := &Process{cmd: cmd, done: make(chan struct{})}
+	var cgroup string
+	if spec.Cgroup != nil {
+		if cgroup, err = spec.Cgroup.child(); err != nil {
+			cgroup = "" // the shim alone still keeps the tree
+		}
+	}
+	cmd := exec.Command(self, append([]string{spec.Path}, spec.Args...)...)
+	cmd.Args[0] = "herd-shim"
+	base := spec.Env
+	if base == nil {
+		base = os.Environ() // as exec.Cmd does with a nil Env
+	}
+	env := append(slices.Clip(base), shimFDEnv+"="+strconv.Itoa(3+len(spec.ExtraFiles)))
+	if spec.SetListenPID {
+		env = append(env, shimListenPIDEnv+"=1")
+	}
+	if cgroup != "" {
+		env = append(env, shimCgroupEnv+"="+cgroup)
+	}
+	cmd.Env = env
+	cmd.Dir = spec.Dir
+	cmd.ExtraFiles = append(slices.Clip(spec.ExtraFiles), shimEnd)
+	// No Pdeathsig: the shim must outlive herd long enough to kill the
+	// tree, and learns of herd's death from the socket's EOF.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	p := &Process{cmd: cmd, ctl: ctl, done: make(chan struct{})}
 	// Our own pipe rather than exec's copier: Wait must not block on a
-	// grandchild that keeps the pipe open after the instance exited.
+	// descendant that keeps the pipe open.
 	var rd, wr *os.File
 	if spec.Output != nil {
-		var err error
 		rd, wr, err = os.Pipe()
 		if err != nil {
+			ctl.Close()
 			return nil, fmt.Errorf("proc: creating output pipe: %w", err)
 		}
 		cmd.Stdout, cmd.Stderr = wr, wr
 	}
-	err := spawn(cmd)
+	err = cmd.Start()
 	if wr != nil {
 		wr.Close()
 	}
+	if err == nil {
+		shimEnd.Close()
+		err = p.handshake(spec.Path)
+	}
 	if err != nil {
+		ctl.Close()
 		if rd != nil {
 			rd.Close()
 		}
+		if cgroup != "" {
+			_ = KillCgroup(cgroup)
+		}
 		return nil, fmt.Errorf("proc: starting %s: %w", spec.Path, err)
 	}
+	if p.cgroup != cgroup {
+		p.cgroup = ""
+		if cgroup != "" {
+			_ = KillCgroup(cgroup)
+		}
+	}
+	p.start, _ = StartTime(p.pid) // 0 if it is gone already
 	if rd != nil {
 		p.output.Add(1)
 		go func() {
@@ -125,20 +184,95 @@ func Start(spec Spec) (*Process, error) {
 			copyLines(spec.Output, spec.Prefix, rd)
 		}()
 	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		// Whatever the instance left behind in its group goes with it. The
-		// group id cannot be reused while any member is alive.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		close(p.done)
-	}()
+	go p.wait()
 	return p, nil
 }
 
-// Pid is the process id, which is also its process group id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+// handshake reads the shim's first line: "pid PID CGROUP" once the app is
+// started, or "err MESSAGE" (and the shim exits).
+func (p *Process) handshake(path string) error {
+	line, err := readLine(p.ctl)
+	if err != nil {
+		werr := p.cmd.Wait()
+		return fmt.Errorf("the supervisor shim ended before starting it: %v (%v)", err, werr)
+	}
+	if msg, ok := strings.CutPrefix(line, "err "); ok {
+		_ = p.cmd.Wait()
+		return errors.New(msg)
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "pid" {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		return fmt.Errorf("the supervisor shim said %q", line)
+	}
+	if p.pid, err = strconv.Atoi(f[1]); err != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		return fmt.Errorf("the supervisor shim said %q", line)
+	}
+	p.cgroup = f[2] // "-" when the shim could not use the cgroup
+	return nil
+}
 
-// Done is closed once the process has exited and been reaped.
+// readLine reads one line byte by byte, so that nothing after it is
+// consumed from the socket.
+func readLine(r io.Reader) (string, error) {
+	var sb strings.Builder
+	b := make([]byte, 1)
+	for sb.Len() < 4096 {
+		n, err := r.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				return sb.String(), nil
+			}
+			sb.WriteByte(b[0])
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", errors.New("line too long")
+}
+
+// wait reaps the shim. The shim kills the whole tree before it exits and
+// says "exit" first; if it did not (someone killed the shim itself), herd
+// kills what it can reach: the app's cgroup and its process group.
+func (p *Process) wait() {
+	clean := make(chan bool, 1)
+	go func() {
+		line, _ := readLine(p.ctl)
+		clean <- line == "exit"
+	}()
+	p.waitErr = p.cmd.Wait()
+	p.ctl.Close() // ends the reader if the shim died without a word
+	if !<-clean {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+	if p.cgroup != "" {
+		_ = KillCgroup(p.cgroup)
+	}
+	close(p.done)
+}
+
+// Pid is the app's process id, which is also its process group id (the
+// shim's own pid is not shown anywhere).
+func (p *Process) Pid() int { return p.pid }
+
+// ShimPid is the supervisor shim's process id.
+func (p *Process) ShimPid() int { return p.cmd.Process.Pid }
+
+// Record is what a later herd needs to find what this one left, should
+// both herd and the shim be killed: pids with their start times (a pid
+// may be reused, the pair is not) and the cgroup.
+func (p *Process) Record() Record {
+	shimStart, _ := StartTime(p.ShimPid())
+	return Record{ShimPid: p.ShimPid(), ShimStart: shimStart, Pid: p.pid, Start: p.start, Cgroup: p.cgroup}
+}
+
+// Done is closed once the process and everything it started have exited
+// and been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // ExitError is how the process ended: nil for exit status 0, else an
@@ -154,25 +288,44 @@ func (p *Process) Describe() string {
 	return p.cmd.ProcessState.String()
 }
 
-// Signal sends sig to the whole process group. A group that is already gone
-// is not an error.
+// Signal sends sig to the app's whole process group; SIGKILL kills the
+// whole tree, daemons that left the group included. A process that is
+// already gone is not an error.
 func (p *Process) Signal(sig syscall.Signal) error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	err := syscall.Kill(-p.Pid(), sig)
-	if err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("proc: sending %v to group %d: %w", sig, p.Pid(), err)
+	if sig <= 0 || sig > 255 {
+		return fmt.Errorf("proc: signal %d out of range", sig)
+	}
+	if sig == syscall.SIGKILL && p.cgroup != "" {
+		// Not left to the shim: this works even if the shim is stuck.
+		_ = os.WriteFile(p.cgroup+"/cgroup.kill", []byte("1"), 0)
+	}
+	if _, err := p.ctl.Write([]byte{byte(sig)}); err != nil {
+		select {
+		case <-p.done:
+			return nil
+		default:
+		}
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+			return nil // the shim is exiting
+		}
+		return fmt.Errorf("proc: sending %v to group %d: %w", sig, p.pid, err)
 	}
 	return nil
 }
 
+// shimGrace bounds how long Stop waits for the shim to kill the tree after
+// SIGKILL before it kills the shim and the app's group itself.
+const shimGrace = 5 * time.Second
+
 // Stop sends sig to the group, waits up to killTimeout for the process to
-// exit, then sends SIGKILL to the group and waits for it. It is safe to call
+// exit, then kills the whole tree and waits for it. It is safe to call
 // more than once and from several goroutines; every call returns once the
-// process is gone.
+// process and all it started are gone.
 func (p *Process) Stop(sig syscall.Signal, killTimeout time.Duration) error {
 	p.stopOnce.Do(func() {
 		if err := p.Signal(sig); err != nil {
@@ -182,8 +335,16 @@ func (p *Process) Stop(sig syscall.Signal, killTimeout time.Duration) error {
 		defer t.Stop()
 		select {
 		case <-p.done:
+			return
 		case <-t.C:
-			p.stopErr = p.Signal(syscall.SIGKILL)
+		}
+		p.stopErr = p.Signal(syscall.SIGKILL)
+		t.Reset(shimGrace)
+		select {
+		case <-p.done:
+		case <-t.C:
+			_ = p.cmd.Process.Kill()
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		}
 	})
 	<-p.done
@@ -191,8 +352,8 @@ func (p *Process) Stop(sig syscall.Signal, killTimeout time.Duration) error {
 }
 
 // WaitOutput waits until every line the process wrote has been copied, or
-// one second at most: a descendant that left the process group may hold the
-// pipe open for as long as it lives.
+// one second at most: a process that escaped the tree (it cannot, short of
+// another pid namespace) could hold the pipe open for as long as it lives.
 func (p *Process) WaitOutput() {
 	done := make(chan struct{})
 	go func() { p.output.Wait(); close(done) }()
@@ -204,31 +365,12 @@ func (p *Process) WaitOutput() {
 	}
 }
 
-// spawnRequests carries exec.Cmd starts to the one goroutine allowed to fork.
-// Pdeathsig fires when the forking *thread* exits, and the Go runtime may end
-// idle threads (golang/go#27505), so every child is forked from one thread
-// that is locked and never released.
-var (
-	spawnOnce     sync.Once
-	spawnRequests chan spawnRequest
-)
-
-type spawnRequest struct {
-	cmd   *exec.Cmd
-	reply chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnRequests = make(chan spawnRequest)
-		go func() {
-			runtime.LockOSThread() // never unlocked: this thread lives as long as herd
-			for r := range spawnRequests {
-				r.reply <- r.cmd.Start()
-			}
-		}()
-	})
-	reply := make(chan error, 1)
-	spawnRequests <- spawnRequest{cmd: cmd, reply: reply}
-	return <-reply
+// Record identifies the processes and cgroup of one instance, as written
+// to herd's run folder.
+type Record struct {
+	ShimPid   int    `json:"shim_pid"`
+	ShimStart uint64 `json:"shim_start"`
+	Pid       int    `json:"pid"`
+	Start     uint64 `json:"start"`
+	Cgroup    string `json:"cgroup,omitempty"`
 }
