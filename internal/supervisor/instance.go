@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -233,6 +234,7 @@ func (in *instance) exited(p *proc.Process, log *slog.Logger, why string) {
 	p.WaitOutput()
 	desc := p.Describe()
 	in.mu.Lock()
+	os.Remove(recordPath(in.sup.runDir, in.id))
 	in.lastExit, in.exitCode = desc, p.ExitCode()
 	in.pid, in.proc = 0, nil
 	in.mu.Unlock()
@@ -290,6 +292,7 @@ func (in *instance) spawn() (*spawned, error) {
 	id := in.sup.nextID.Add(1)
 	env := in.environ(port)
 	spec := proc.Spec{
+		Cgroup: in.sup.cgroup,
 		Dir:    in.app.Cwd,
 		Output: in.sup.output(in.app.Name, in.index),
 		Prefix: fmt.Sprintf("%s[%d] ", in.app.Name, in.index),
@@ -342,6 +345,9 @@ func (in *instance) spawn() (*spawned, error) {
 	if s.ipc != nil {
 		s.ipc.started()
 	}
+	if err := recordInstance(in.sup.runDir, id, p); err != nil {
+		in.logger().Warn("a herd killed with its shims may leave this instance's processes to the next herd's sweep", "err", err)
+	}
 	s.p = p
 	s.inst = Instance{ID: id, App: in.app.Name, Index: in.index, Addr: "127.0.0.1:" + strconv.Itoa(port), Pid: p.Pid()}
 	in.mu.Lock()
@@ -378,6 +384,7 @@ func (in *instance) environ(port int) []string {
 		"HERD_APP="+in.app.Name,
 		"HERD_INSTANCE="+idx,
 		in.app.InstanceVar+"="+idx,
+		proc.MarkEnv+"="+filepath.Base(in.sup.runDir),
 	)
 	return env
 }

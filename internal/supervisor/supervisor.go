@@ -10,15 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/herdhq/herd/internal/config"
 	"github.com/herdhq/herd/internal/preload"
+	"github.com/herdhq/herd/internal/proc"
 )
 
 // State is where an instance is in its lifecycle.
@@ -78,6 +76,7 @@ type Supervisor struct {
 	log    *slog.Logger
 	output Output
 	runDir string
+	cgroup *proc.Cgroup // nil where herd cannot make cgroups
 	nextID atomic.Uint64
 	ports  portSet
 
@@ -126,12 +125,28 @@ func New(cfg *config.Config, hooks Hooks, log *slog.Logger, output Output) *Supe
 // stops them all gracefully (in parallel) and returns once every instance
 // process is gone.
 func (s *Supervisor) Run(ctx context.Context) error {
-	sweepRunDirs(os.TempDir())
+	if killed := sweepRunDirs(os.TempDir()); len(killed) > 0 {
+		s.log.Warn("killed processes left by a herd that was killed with its shims", "pids", killed)
+	}
 	dir, err := os.MkdirTemp("", fmt.Sprintf("herd-run-%d-", os.Getpid()))
 	if err != nil {
 		return fmt.Errorf("supervisor: creating run folder: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if err := recordSelf(dir); err != nil {
+		return fmt.Errorf("supervisor: recording herd's start time in the run folder: %w", err)
+	}
+	// A cgroup per instance where the machine lets herd make them; the
+	// supervisor shim keeps the descendants either way.
+	if cg, err := proc.NewCgroup(filepath.Base(dir)); err == nil {
+		s.cgroup = cg
+		defer cg.Remove()
+		if err := writeFileAtomic(filepath.Join(dir, cgroupRecord), []byte(cg.Dir()+"\n")); err != nil {
+			return fmt.Errorf("supervisor: recording the cgroup in the run folder: %w", err)
+		}
+	} else {
+		s.log.Debug("instances get no cgroup; the supervisor shim keeps their descendants", "why", err)
+	}
 
 	if len(s.Listeners) > 0 {
 		if s.preload, err = preload.Write(dir); err != nil {
@@ -295,21 +310,6 @@ func (s *Supervisor) sample(ctx context.Context) {
 				in.sampleUsage(time.Now())
 				s.checkMemory(a, in)
 			}
-		}
-	}
-}
-
-// sweepRunDirs removes the run folders (herd-run-PID-*) under tmp of herd
-// processes that are gone: one killed with SIGKILL could not remove its own.
-func sweepRunDirs(tmp string) {
-	dirs, _ := filepath.Glob(filepath.Join(tmp, "herd-run-*-*"))
-	for _, dir := range dirs {
-		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "herd-run-"), "-", 2)[0])
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			os.RemoveAll(dir)
 		}
 	}
 }

@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/herdhq/herd/internal/config"
+	"github.com/herdhq/herd/internal/proc"
 )
 
 // The test binary doubles as the instance: with HERD_TEST_CHILD set it acts
 // as the mode names and never runs the tests.
 func TestMain(m *testing.M) {
+	proc.RunShim() // every instance starts below a shim of this binary
 	switch os.Getenv("HERD_TEST_CHILD") {
 	case "":
 		os.Exit(m.Run())
@@ -286,7 +288,8 @@ func TestExpandArgs(t *testing.T) {
 }
 
 // TestSweepRunDirs: the run folders of herd processes that are gone are
-// removed; those of live ones and other folders are kept.
+// removed, with the processes they recorded or marked; those of live ones
+// and other folders are kept.
 func TestSweepRunDirs(t *testing.T) {
 	tmp := t.TempDir()
 	gone := exec.Command("true")
@@ -295,16 +298,46 @@ func TestSweepRunDirs(t *testing.T) {
 	}
 	dead := filepath.Join(tmp, fmt.Sprintf("herd-run-%d-123", gone.Process.Pid))
 	live := filepath.Join(tmp, fmt.Sprintf("herd-run-%d-456", os.Getppid()))
+	// A live pid whose start time is not the recorded one: a reused pid.
+	reused := filepath.Join(tmp, fmt.Sprintf("herd-run-%d-789", os.Getppid()))
 	other := filepath.Join(tmp, "herd-run-notapid-789")
-	for _, d := range []string{dead, live, other} {
+	for _, d := range []string{dead, live, reused, other} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sweepRunDirs(tmp)
-	for d, want := range map[string]bool{dead: false, live: true, other: true} {
+	parentStart, err := proc.StartTime(os.Getppid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(live, herdRecord), []byte(fmt.Sprintln(parentStart)), 0o600)
+	os.WriteFile(filepath.Join(reused, herdRecord), []byte(fmt.Sprintln(parentStart+1)), 0o600)
+
+	// What the dead herd left: a recorded process, and a marked one.
+	recorded := exec.Command("sleep", "300")
+	marked := exec.Command("sleep", "300")
+	marked.Env = append(os.Environ(), proc.MarkEnv+"="+filepath.Base(dead))
+	for _, c := range []*exec.Cmd{recorded, marked} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Process.Kill()
+	}
+	start, _ := proc.StartTime(recorded.Process.Pid)
+	os.WriteFile(filepath.Join(dead, "i1.rec"), fmt.Appendf(nil, `{"pid": %d, "start": %d}`, recorded.Process.Pid, start), 0o600)
+
+	killed := sweepRunDirs(tmp)
+	for d, want := range map[string]bool{dead: false, live: true, reused: false, other: true} {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s exists: %v; want %v", filepath.Base(d), err == nil, want)
 		}
+	}
+	for _, c := range []*exec.Cmd{recorded, marked} {
+		if err := c.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("%s left by the dead herd ended with %v; want killed", c.Args, err)
+		}
+	}
+	if len(killed) != 2 {
+		t.Errorf("sweepRunDirs killed %v; want the 2 leftovers", killed)
 	}
 }
