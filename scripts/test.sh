@@ -73,8 +73,18 @@ need_staticcheck() {
 	fi
 }
 
+# h2spec, the HTTP/2 conformance suite TestH2spec runs against herd's TLS listener.
+H2SPEC_MODULE=github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+need_h2spec() {
+	command -v h2spec >/dev/null 2>&1 && return 0
+	step "installing h2spec"
+	quietly go install "$H2SPEC_MODULE"
+	hash -r
+}
+
 if ((${#APT_PACKAGES[@]})); then need_apt "${APT_PACKAGES[@]}"; fi
 need_staticcheck
+need_h2spec
 
 # ---- Services the tests need ------------------------------------------------
 # Start them here, on free loopback ports in temporary folders, stop them in
