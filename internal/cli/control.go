@@ -17,6 +17,7 @@ import (
 	"github.com/herdhq/herd/internal/app"
 	"github.com/herdhq/herd/internal/control"
 	"github.com/herdhq/herd/internal/logbuf"
+	"github.com/herdhq/herd/internal/monit"
 	"github.com/herdhq/herd/internal/supervisor"
 )
 
@@ -143,8 +144,24 @@ func controlCommands(file, socket *string, stdout io.Writer) []*cobra.Command {
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	logs.Flags().IntVarP(&lines, "lines", "n", 50, "how many past lines to print")
 
+	monitor := &cobra.Command{
+		Use:   "monit",
+		Short: "A live terminal view of every instance (CPU, memory, state, logs) with keys to reload, restart and scale, like pm2 monit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := interruptible()
+			defer cancel()
+			c := client()
+			// Fail here, in plain text, when no herd runs.
+			if _, err := c.Status(ctx); err != nil {
+				return err
+			}
+			return monit.Run(ctx, c, monit.Options{})
+		},
+	}
+
 	return []*cobra.Command{
-		status, describe,
+		status, describe, monitor,
 		action("reload", "Replace an app's instances one by one with zero downtime, re-reading herd.yaml"),
 		action("restart", "Stop an app's instances, then start them again, re-reading herd.yaml"),
 		action("stop", "Stop an app's instances gracefully (drain, signal, kill after kill_timeout)"),
@@ -162,23 +179,11 @@ func printStatus(w io.Writer, apps []supervisor.AppStatus, now time.Time) {
 			pid, uptime := "-", "-"
 			if in.Pid != 0 {
 				pid = strconv.Itoa(in.Pid)
-				uptime = formatUptime(now.Sub(in.StartedAt))
+				uptime = monit.FormatUptime(now.Sub(in.StartedAt))
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%.1f%%\t%.1f MB\t%d\n",
 				a.Name, in.Index, pid, in.State, uptime, in.Restarts, in.CPUPercent, float64(in.RSSBytes)/(1<<20), in.Inflight)
 		}
 	}
 	tw.Flush()
-}
-
-func formatUptime(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
