@@ -126,12 +126,14 @@ func TestOrdersReadYourWritesOnALaggingReplica(t *testing.T) {
 		onReplica(t, replica, "select count(*) from orders where id = '"+o.ID+"'", &n)
 		return n == 1
 	})
-	before := decisions("replica0", "selected")
-	got = do(t, "GET", s.gateway.URL+"/api/orders/"+o.ID, "", nil, dbrouter.TokenHeader, token)
-	check{status: 200}.verify(t, got.status, got.body)
-	if decisions("replica0", "selected") == before {
-		t.Errorf("once the replica replayed the token, the read did not go to it")
-	}
+	// The router learns the replica's position by polling it (every
+	// second), so reads with the token go to it within a poll or two.
+	await(t, 5*time.Second, "a read with the token going to the replica that replayed it", func() bool {
+		before := decisions("replica0", "selected")
+		got := do(t, "GET", s.gateway.URL+"/api/orders/"+o.ID, "", nil, dbrouter.TokenHeader, token)
+		check{status: 200}.verify(t, got.status, got.body)
+		return decisions("replica0", "selected") > before
+	})
 	if !strings.Contains(repo.describe(), "1 replicas") {
 		t.Errorf("describe() = %q", repo.describe())
 	}

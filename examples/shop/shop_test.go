@@ -180,7 +180,7 @@ func startShopWith(t *testing.T, cfg storeConfig, configure func(name string, d 
 	}))
 	t.Cleanup(s.gateway.Close)
 	peers := svcclient.New(svcclient.Gateway(s.gateway.URL+"/api"),
-		svcclient.WithTimeout(2*time.Second), svcclient.WithRetries(2))
+		svcclient.WithTimeout(5*time.Second), svcclient.WithRetries(2))
 	for _, name := range []string{"users", "products", "payments", "orders"} {
 		st := open(t, name, cfg)
 		d := deps{store: st, peers: peers}
