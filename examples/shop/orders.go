@@ -110,10 +110,10 @@ func (s *ordersService) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/orders", handle(s.listAll))
 }
 
-// create places an order: it checks the user and the products with their
-// services, takes the payment, then stores the order. Nothing is stored
-// unless the payment was taken, and a payment whose order could not be
-// stored is refunded.
+// create places an order: it checks the user, reserves the stock (and
+// learns the prices) with products, takes the payment, then stores the
+// order. Nothing is stored unless the payment was taken; the stock of an
+// order that is not stored is given back, and its payment refunded.
 func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		UserID string        `json:"user_id"`
