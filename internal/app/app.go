@@ -174,7 +174,7 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	}
 	n.adminSrv = &http.Server{Handler: admin.Handler(admin.Options{
 		Status: n.status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: n.reg,
-		Token: cfg.AdminAuth.Token,
+		Token: cfg.AdminAuth.Token, Actions: n.mgr, Logs: n.logs, Requests: metrics, Context: ctx,
 	}), ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout), ErrorLog: errorLog}
 	if b.tls != nil {
 		if n.https, err = tlsServer(cfg, n.front, errorLog); err != nil {
@@ -243,6 +243,8 @@ func (n *node) serve(ctx context.Context) error {
 		close(supDone)
 	})
 	wg.Go(func() { n.instances.run(runCtx) })
+	scale := &autoscalers{sup: n.sup, pools: n.instances.pools, log: log, apps: cfg.Apps, status: n.status}
+	wg.Go(func() { scale.run(runCtx) })
 	wg.Go(func() { notifyReady(runCtx, n.status, log) })
 	wg.Go(func() { announce(runCtx, cfg, n.status, n.opts.Output, b.public.Addr(), b.admin.Addr()) })
 	regCtx, stopRegistry := context.WithCancel(context.Background())

@@ -29,6 +29,7 @@ type Pool struct {
 	FailTimeout time.Duration
 
 	backends atomic.Pointer[[]*Backend]
+	waiting  atomic.Int64 // requests in Pick waiting for a backend
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -39,6 +40,19 @@ func NewPool(name string, maxFails int, failTimeout time.Duration) *Pool {
 	p := &Pool{Name: name, MaxFails: maxFails, FailTimeout: failTimeout, changed: make(chan struct{})}
 	p.backends.Store(&[]*Backend{})
 	return p
+}
+
+// Waiting is the number of requests queued for a backend now (none was
+// ready, or every one was at max_conns): the load the pool cannot carry.
+func (p *Pool) Waiting() int64 { return p.waiting.Load() }
+
+// Inflight is the number of requests in flight on the ready backends.
+func (p *Pool) Inflight() int64 {
+	var n int64
+	for _, b := range p.Backends() {
+		n += b.Inflight()
+	}
+	return n
 }
 
 // Backends returns the current ready set. The slice must not be modified.
@@ -108,6 +122,8 @@ func (p *Pool) Pick(ctx context.Context, policy Policy, exclude []*Backend, key 
 		}
 		if timer == nil {
 			timer = time.NewTimer(queueTimeout)
+			p.waiting.Add(1)
+			defer p.waiting.Add(-1)
 		}
 		var poll <-chan time.Time
 		if busy { // a slot frees up on a Release, which does not signal

@@ -102,6 +102,16 @@ func (s *Server) applyDefaults() {
 // in the file (for the keys whose written 0 is a mistake, not the default).
 func (a *App) applyDefaults(base string, written func(key string) bool) {
 	a.Instances = cmp.Or(a.Instances, 1)
+	if as := a.Autoscale; as != nil {
+		as.Min = cmp.Or(as.Min, 1)
+		if as.CPU == 0 {
+			as.Inflight = cmp.Or(as.Inflight, 4)
+		}
+		setDefault(&as.Cooldown, 30*time.Second)
+		if !written("instances") {
+			a.Instances = Instances(as.Min)
+		}
+	}
 	a.InstanceVar = cmp.Or(a.InstanceVar, "NODE_APP_INSTANCE")
 	a.Mode = cmp.Or(a.Mode, ProxyMode)
 	if a.Mode == SharedMode {

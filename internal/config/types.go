@@ -120,6 +120,9 @@ type App struct {
 	// Instances is how many copies run: a number, "max" for one per CPU, or
 	// "max-N" for N fewer than the CPUs, at least 1 (PM2's -1 is max-1). Default 1.
 	Instances Instances `yaml:"instances" json:"instances,omitempty"`
+	// Autoscale lets herd change the number of instances with the load,
+	// between its Min and Max; Instances is where it starts. Default: off.
+	Autoscale *Autoscale `yaml:"autoscale" json:"autoscale,omitempty"`
 	// InstanceVar names the variable that carries the instance index, like PM2's instance_var.
 	// Default "NODE_APP_INSTANCE". HERD_INSTANCE is always set too.
 	InstanceVar string `yaml:"instance_var" json:"instance_var,omitempty"`
@@ -517,6 +520,27 @@ type Route struct {
 	MaxBody Size `yaml:"max_body" json:"max_body,omitempty"`
 	// QueueTimeout bounds how long a request waits for a ready instance before a 503. Default 5s.
 	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout,omitempty"`
+}
+
+// Autoscale is herd's own autoscaler for one app. Unlike an HPA, which
+// sees a pod's CPU, it sees requests: those in flight on each instance and
+// those waiting in herd's queue. It adds instances as soon as the load per
+// instance is over the target, and removes them (drained, one reload step
+// at a time) only after the load has stayed under it for Cooldown.
+type Autoscale struct {
+	// Min and Max bound the instances. Min defaults to 1; Max is required.
+	Min int `yaml:"min" json:"min,omitempty"`
+	Max int `yaml:"max" json:"max"`
+	// Inflight is the target of requests in flight (or queued) per
+	// instance. Default 4, when CPU is not set.
+	Inflight int `yaml:"inflight" json:"inflight,omitempty"`
+	// CPU is the target CPU per instance, in percent of one core (70 as in
+	// the seed's HPA); for shared_socket apps and workers, whose requests
+	// herd does not see. Default: none.
+	CPU float64 `yaml:"cpu" json:"cpu,omitempty"`
+	// Cooldown is how long the load must stay under the target before an
+	// instance is removed. Default 30s.
+	Cooldown Duration `yaml:"cooldown" json:"cooldown,omitempty"`
 }
 
 // Ready is the readiness check of an app: exactly one of HTTP, TCP,

@@ -49,6 +49,7 @@ func (v *validator) validateApp(a *App) {
 	if a.Instances < 1 {
 		v.add(p+".instances", "%d instances cannot run; write 1 or more, or \"max\"", a.Instances)
 	}
+	v.validateAutoscale(p, a)
 	if a.WaitReady && !a.Ready.IPC {
 		v.add(p+".wait_ready", "wait_ready: true means ready: {ipc: true} (process.send('ready')), but ready says otherwise; keep one of them")
 	}
@@ -219,4 +220,31 @@ func checkExecutable(prog, cwd string) string {
 		return fmt.Sprintf("%s is not executable; chmod +x it", prog)
 	}
 	return ""
+}
+
+// validateAutoscale checks an app's autoscale: bounds, and a target herd
+// can measure in the app's mode.
+func (v *validator) validateAutoscale(p string, a *App) {
+	as := a.Autoscale
+	if as == nil {
+		return
+	}
+	p += ".autoscale"
+	switch {
+	case as.Max == 0:
+		v.add(p, "autoscale needs max:, the most instances herd may run, like autoscale: {min: 2, max: 8}")
+	case as.Min < 1 || as.Max < as.Min:
+		v.add(p, "min %d and max %d do not bound a count; write 1 <= min <= max, like {min: 2, max: 8}", as.Min, as.Max)
+	case int(a.Instances) < as.Min || int(a.Instances) > as.Max:
+		v.add(p, "instances: %d is outside min %d and max %d; start within them, or leave instances out (it starts at min)", a.Instances, as.Min, as.Max)
+	}
+	if as.Inflight != 0 && as.CPU != 0 {
+		v.add(p, "inflight and cpu are both targets; keep one")
+	}
+	if as.Inflight < 0 || as.CPU < 0 {
+		v.add(p, "a target must be positive, like inflight: 4 or cpu: 70")
+	}
+	if as.Inflight > 0 && (a.Mode == SharedMode || a.Ready.Process) {
+		v.add(p+".inflight", "herd does not see this app's requests (shared_socket or a worker); scale it on cpu:, like cpu: 70")
+	}
 }

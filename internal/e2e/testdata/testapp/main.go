@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,6 +76,17 @@ func main() {
 		case <-r.Context().Done():
 			return
 		}
+		writeJSON(w, who())
+	})
+	// /work holds one lock for ms: requests run one at a time, as on a
+	// single-threaded server (Node's event loop), so latency grows with
+	// the requests in flight and more instances bring it down.
+	var work sync.Mutex
+	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		work.Lock()
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		work.Unlock()
 		writeJSON(w, who())
 	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
