@@ -1,13 +1,16 @@
-// Package admin serves herd's admin listener: /health (does every required
-// service have a ready instance?), /status (JSON snapshot of every
-// instance), /metrics (Prometheus), /services (the services a gateway
-// reaches; POST and DELETE register outside ones) and /debug/pprof. It
-// reads state through functions; only the registry endpoints change any.
+// Package admin serves herd's admin listener: the dashboard at / (a page
+// with every instance, live charts, recent logs and the actions; see
+// dashboard.go), /health (does every required service have a ready
+// instance?), /status (JSON snapshot of every instance), /metrics
+// (Prometheus), /services (the services a gateway reaches; POST and DELETE
+// register outside ones) and /debug/pprof. It reads state through
+// functions; the registry endpoints and the dashboard's actions change it.
 // Writes and profiles refuse browsers' cross-origin requests and, with
 // admin_auth's token, need it as a bearer token.
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,8 +44,25 @@ type Options struct {
 	// Registry takes POST and DELETE /services; nil refuses them.
 	Registry *registry.Registry
 	// Token, when set, is the bearer token writes and /debug/pprof need;
-	// reads (/health, /status, /metrics, GET /services) stay open.
+	// reads (/health, /status, /metrics, GET /services, the dashboard's
+	// page and charts) stay open. The dashboard's log lines need it too.
 	Token string
+
+	// Actions carries out the dashboard's reload, restart, stop, start and
+	// scale; nil answers them 503.
+	Actions Actions
+	// Logs gives the dashboard each app's recent output; nil shows none.
+	Logs LogSource
+	// Requests are the proxy's metrics, which the dashboard samples for its
+	// charts; nil draws empty charts.
+	Requests *Metrics
+	// Context is herd's lifetime. While it lasts a sampler adds a point to
+	// the charts every SampleEvery; when it ends, the sampler, every event
+	// stream and every action in flight end. Nil: no sampler (the charts
+	// stay empty) and streams end only with their clients.
+	Context context.Context
+	// SampleEvery is the charts' interval; zero means one second.
+	SampleEvery time.Duration
 }
 
 // Handler returns the admin http.Handler.
@@ -70,6 +90,13 @@ func Handler(opts Options) http.Handler {
 	mux.Handle("GET /debug/pprof/profile", guarded(pprof.Profile))
 	mux.Handle("GET /debug/pprof/symbol", guarded(pprof.Symbol))
 	mux.Handle("GET /debug/pprof/trace", guarded(pprof.Trace))
+	d := newDashboard(opts, started)
+	d.routes(mux, guarded)
+	if opts.Context != nil {
+		// The sampler's way out is Context: it returns when herd stops.
+		d.sampling = true
+		go d.hist.run(opts.Context.Done(), d.interval)
+	}
 	return jsonErrors(mux)
 }
 
@@ -90,7 +117,7 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "Method Not Allowed", Reason: r.Method + " is not served here; use " + allow})
 			return
 		}
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves /health, /status, /metrics, /services and /debug/pprof/"})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "Not Found", Reason: "the admin listener serves / (the dashboard), /api/, /health, /status, /metrics, /services and /debug/pprof/"})
 	})
 }
 

@@ -71,7 +71,7 @@ func TestHandler(t *testing.T) {
 			[]string{`unknown field \"address\"`}},
 		{"register not JSON", "POST", "/services", `name=b`, 400, []string{`the body must be JSON`}},
 		{"deregister unknown", "DELETE", "/services/billing/nope", "", 404, []string{`no such registration: billing/nope`}},
-		{"unknown path is JSON", "GET", "/nope", "", 404, []string{`"reason": "the admin listener serves /health, /status, /metrics, /services and /debug/pprof/"`}},
+		{"unknown path is JSON", "GET", "/nope", "", 404, []string{`"reason": "the admin listener serves / (the dashboard), /api/, /health, /status, /metrics, /services and /debug/pprof/"`}},
 		{"wrong method is JSON", "POST", "/health", "", 405, []string{`"reason": "POST is not served here; use GET, HEAD"`}},
 	}
 	for _, tc := range tests {

@@ -8,7 +8,7 @@ import (
 )
 
 // guard wraps the endpoints that change herd or cost it (the registry's
-// writes, the actions to come, /debug/pprof). A browser's cross-origin
+// writes, the dashboard's actions, /debug/pprof). A browser's cross-origin
 // write is refused always, so a web page cannot drive a loopback admin
 // listener (CSRF); with a token, every request needs
 // `Authorization: Bearer TOKEN`, compared in constant time.
@@ -21,16 +21,26 @@ func guard(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return csrf.Handler(next)
 	}
-	want := sha256.Sum256([]byte(token))
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="herd admin"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "Unauthorized",
-				Reason: "this endpoint needs Authorization: Bearer TOKEN, the token of admin_auth in herd.yaml"})
+		if !tokenOK(token, r) {
+			unauthorized(w)
 			return
 		}
 		next.ServeHTTP(w, r)
 	}))
+}
+
+// tokenOK reports whether r carries `Authorization: Bearer token`,
+// compared in constant time (of the digests, so the length leaks nothing).
+func tokenOK(token string, r *http.Request) bool {
+	want := sha256.Sum256([]byte(token))
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return ok && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="herd admin"`)
+	writeJSON(w, http.StatusUnauthorized, errorBody{Error: "Unauthorized",
+		Reason: "this endpoint needs Authorization: Bearer TOKEN, the token of admin_auth in herd.yaml"})
 }
