@@ -8,20 +8,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhq/herd/internal/accesslog"
 	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/limits"
 )
 
-// rawInstance answers every request on a keep-alive connection with a
-// fixed 200, allocating (almost) nothing, so that a benchmark's allocations
-// are the proxy's.
-func rawInstance(b *testing.B) string {
+// rawServer listens on loopback and runs serve on each connection it
+// accepts, closing it after; it returns the address.
+func rawServer(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -30,19 +30,26 @@ func rawInstance(b *testing.B) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if err := skipHead(br); err != nil {
-						return
-					}
-					if _, err := c.Write(answer); err != nil {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// rawInstance answers every request on a keep-alive connection with a
+// fixed 200, allocating (almost) nothing, so that a benchmark's allocations
+// are the proxy's.
+func rawInstance(b *testing.B) string {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	return rawServer(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for skipHead(br) == nil {
+			if _, err := c.Write(answer); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // skipHead reads a message head with no body.
@@ -67,11 +74,12 @@ func BenchmarkPipeline(b *testing.B) {
 	addr := rawInstance(b)
 	for _, bc := range []struct {
 		name, hashKey string
-		rate          bool
+		rate, log     bool
 	}{
-		{"fast", "", false},
-		{"fast/rate_limit", "", true},
-		{"net/http", "query:k", false},
+		{"fast", "", false, false},
+		{"fast/access_log", "", false, true},
+		{"fast/rate_limit", "", true, true},
+		{"net/http", "query:k", false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			pool := balance.NewPool("web", 1, time.Minute)
@@ -80,7 +88,12 @@ func BenchmarkPipeline(b *testing.B) {
 			if bc.rate {
 				r.Rate = &RateLimit{Limiter: limits.NewRate(1e9, 1e6, true, 0), Key: "ip", Status: 429}
 			}
-			h, err := testNew(Options{Routes: []Route{r}})
+			opts := Options{Routes: []Route{r}, Observe: func(string, string, int, time.Duration) {}}
+			if bc.log {
+				opts.AccessLog = accesslog.New(io.Discard, "combined")
+				b.Cleanup(func() { opts.AccessLog.Close() })
+			}
+			h, err := testNew(opts)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -291,6 +291,21 @@ func (e *headerEdits) apply(h http.Header, tls bool) {
 	}
 }
 
+// preset sets the fields a route adds before its own handler writes (for
+// files, where there is no instance's response to edit): the defaults,
+// then Set's and Add's fields; the handler may replace them.
+func (e *headerEdits) preset(h http.Header) {
+	for _, d := range e.defaults {
+		h.Set(d.name, d.value)
+	}
+	for _, d := range e.set {
+		h.Set(d.name, d.value)
+	}
+	for _, d := range e.add {
+		h.Add(d.name, d.value)
+	}
+}
+
 // failed says what a request that could not be forwarded gets, and logs
 // it: StatusClientClosed (nothing is sent) when the client left, else the
 // status and reason failure maps err to.

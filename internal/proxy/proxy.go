@@ -144,20 +144,6 @@ var SecurityHeaders = HeaderRules{
 	},
 }
 
-// applyDefaults sets the headers a route adds before its own handler
-// writes (for files, where there is no upstream response to edit).
-func (hr *HeaderRules) applyDefaults(h http.Header) {
-	for k, v := range hr.Defaults {
-		h.Set(k, v)
-	}
-	for k, v := range hr.Set {
-		h.Set(k, v)
-	}
-	for k, v := range hr.Add {
-		h.Add(k, v)
-	}
-}
-
 // Options configure a Handler.
 type Options struct {
 	Routes []Route
@@ -307,7 +293,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.MaxBody)
 	}
 	if rt.Files != nil {
-		rt.Headers.applyDefaults(rec.Header())
+		rt.edits.preset(rec.Header())
 		if rt.compressed != nil && r.Header.Get("X-No-Compression") == "" {
 			rt.compressed.ServeHTTP(rec, r)
 			return

@@ -232,35 +232,21 @@ func TestFastPathReadHeaderTimeoutAfterKeepAlive(t *testing.T) {
 // connection in the pool: it goes again on a new connection.
 func TestFastPathInstanceHalfClosesIdleConnections(t *testing.T) {
 	const instanceIdle = 300 * time.Millisecond // well past sendThenReadIdle
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	instance := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			c.SetReadDeadline(time.Now().Add(instanceIdle))
+			if _, err := http.ReadRequest(br); err != nil {
+				// Idle too long: a lingering close, as some servers do.
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(io.Discard, br)
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					c.SetReadDeadline(time.Now().Add(instanceIdle))
-					if _, err := http.ReadRequest(br); err != nil {
-						// Idle too long: a lingering close, as some servers do.
-						c.(*net.TCPConn).CloseWrite()
-						c.SetReadDeadline(time.Now().Add(10 * time.Second))
-						io.Copy(io.Discard, br)
-						return
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
-	addr := frontTo(t, ln.Addr().String(), TransportOptions{}, nil)
+	})
+	addr := frontTo(t, instance, TransportOptions{}, nil)
 	conn, br := dialFront(t, addr)
 	for i := range 2 {
 		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
