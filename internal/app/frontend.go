@@ -41,7 +41,8 @@ type frontend struct {
 	pools     map[string]*balance.Pool
 	upstreams map[string]*config.Upstream   // as the pools were built
 	checks    map[string]context.CancelFunc // active health checks, by upstream
-	checking  sync.WaitGroup
+	resolving map[string]context.CancelFunc // DNS followers (resolve:), by upstream
+	checking  sync.WaitGroup                // both
 	current   atomic.Pointer[proxy.Handler]
 
 	// directory gives gateway routes the registered services.
@@ -129,14 +130,17 @@ func (f *frontend) localPools() (apps, upstreams map[string]*balance.Pool) {
 	return apps, upstreams
 }
 
-// close stops the health checks, waits for them, and closes the Redis
-// clients.
+// close stops the health checks and DNS followers, waits for them, and
+// closes the Redis clients.
 func (f *frontend) close() {
 	f.mu.Lock()
 	for _, cancel := range f.checks {
 		cancel()
 	}
-	f.checks = nil
+	for _, cancel := range f.resolving {
+		cancel()
+	}
+	f.checks, f.resolving = nil, nil
 	for _, c := range f.redis {
 		c.Close()
 	}
@@ -164,7 +168,7 @@ func (f *frontend) load(cfg *config.Config) error {
 	upstreams := map[string]*config.Upstream{}
 	fresh := map[string]bool{} // upstreams whose pool is new
 	for _, u := range cfg.Upstreams {
-		if old, ok := f.upstreams[u.Name]; ok && reflect.DeepEqual(old.Servers, u.Servers) &&
+		if old, ok := f.upstreams[u.Name]; ok && reflect.DeepEqual(old.Servers, u.Servers) && reflect.DeepEqual(old.Resolve, u.Resolve) &&
 			old.MaxFails == u.MaxFails && old.FailTimeout == u.FailTimeout && old.Health == u.Health {
 			pools[u.Name] = f.pools[u.Name]
 		} else {
@@ -238,6 +242,24 @@ func (f *frontend) load(cfg *config.Config) error {
 			pool := pools[u.Name]
 			check := healthCheck(hc)
 			f.checking.Go(func() { health.Run(ctx, pool, check, f.log) })
+		}
+	}
+	// DNS followers follow the pools too.
+	if f.resolving == nil {
+		f.resolving = map[string]context.CancelFunc{}
+	}
+	for name, cancel := range f.resolving {
+		if u := upstreams[name]; u == nil || u.Resolve == nil || fresh[name] {
+			cancel()
+			delete(f.resolving, name)
+		}
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Resolve != nil && f.resolving[u.Name] == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			f.resolving[u.Name] = cancel
+			pool := pools[u.Name]
+			f.checking.Go(func() { followDNS(ctx, u, pool, f.log) })
 		}
 	}
 	f.pools, f.upstreams = pools, upstreams

@@ -151,6 +151,9 @@ func (a *App) applyDefaults(base string, written func(key string) bool) {
 
 func (u *Upstream) applyDefaults() {
 	u.Proxy.applyDefaults()
+	if u.Resolve != nil {
+		setDefault(&u.Resolve.Every, 5*time.Second)
+	}
 	if u.Health.Path != "" {
 		u.Health.applyDefaults()
 	}

@@ -372,8 +372,12 @@ type Upstream struct {
 	Name string `yaml:"-" json:"name"`
 	Line int    `yaml:"-" json:"line"`
 
-	// Servers are the members. Required.
+	// Servers are the members. Required unless Resolve finds them.
 	Servers []*UpstreamServer `yaml:"servers" json:"servers"`
+	// Resolve finds (more) servers in DNS and follows its changes, like
+	// NGINX Plus's resolve and HAProxy's server-template: for a Kubernetes
+	// headless Service, say. Default: none.
+	Resolve *Resolve `yaml:"resolve" json:"resolve,omitempty"`
 	// MaxFails and FailTimeout: passive health as for apps. Defaults 1 and 10s.
 	MaxFails    int      `yaml:"max_fails" json:"max_fails,omitempty"`
 	FailTimeout Duration `yaml:"fail_timeout" json:"fail_timeout,omitempty"`
@@ -382,6 +386,23 @@ type Upstream struct {
 	// Health, when its path is set, probes every server actively; a server
 	// failing it takes no requests until it passes again.
 	Health HealthCheck `yaml:"health" json:"health,omitempty"`
+}
+
+// Resolve is a DNS name whose records are an upstream's servers: the A and
+// AAAA records of Name, each at Port, or the targets and ports of the SRV
+// records of SRV. It is looked up again every Every; a failed lookup keeps
+// the servers of the last one that answered.
+type Resolve struct {
+	// Name's addresses are servers at Port, e.g. api.default.svc.cluster.local.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// Port is the servers' port, with Name. Required there.
+	Port int `yaml:"port" json:"port,omitempty"`
+	// SRV names SRV records instead, e.g. _http._tcp.api.default.svc.cluster.local.
+	SRV string `yaml:"srv" json:"srv,omitempty"`
+	// Every is the interval between lookups. Default 5s.
+	Every Duration `yaml:"every" json:"every,omitempty"`
+	// Resolver is the DNS server's host:port. Default: the system's (/etc/resolv.conf).
+	Resolver string `yaml:"resolver" json:"resolver,omitempty"`
 }
 
 // HealthCheck is an active HTTP health check.

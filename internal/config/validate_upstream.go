@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // validateUpstream checks one upstream under upstreams: and its servers.
@@ -30,9 +31,13 @@ func (v *validator) validateUpstream(u *Upstream) {
 		v.validateHealthCheck(p+".health", u.Health)
 	}
 	v.validateProxyOptions(p+".proxy", u.Proxy)
-	if len(u.Servers) == 0 {
-		v.add(p, "no servers; add servers: [{url: http://127.0.0.1:9000}]")
-	} else if serving == 0 {
+	if u.Resolve != nil {
+		v.validateResolve(p+".resolve", u.Resolve)
+	}
+	switch {
+	case len(u.Servers) == 0 && u.Resolve == nil:
+		v.add(p, "no servers; add servers: [{url: http://127.0.0.1:9000}], or resolve: {name: api.example.internal, port: 8080}")
+	case len(u.Servers) > 0 && serving == 0 && u.Resolve == nil:
 		v.add(p+".servers", "every server is down or a backup, so none takes requests; make one a regular server")
 	}
 }
@@ -83,4 +88,26 @@ func upstreamHostPort(raw string) (string, error) {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	return host, nil
+}
+
+// validateResolve checks an upstream's resolve:.
+func (v *validator) validateResolve(p string, r *Resolve) {
+	switch {
+	case r.Name == "" && r.SRV == "":
+		v.add(p, "resolve needs name: and port: (A/AAAA records), or srv: (SRV records), like {name: api.default.svc.cluster.local, port: 8080}")
+	case r.Name != "" && r.SRV != "":
+		v.add(p, "name: and srv: both name the records; keep one")
+	case r.Name != "" && (r.Port < 1 || r.Port > 65535):
+		v.add(p+".port", "name: needs the servers' port, 1 to 65535, like port: 8080")
+	case r.SRV != "" && r.Port != 0:
+		v.add(p+".port", "SRV records carry their ports; drop port:")
+	}
+	if time.Duration(r.Every) < time.Second {
+		v.add(p+".every", "looking up every %s would flood the DNS server; write 1s or more, like every: 5s", time.Duration(r.Every))
+	}
+	if r.Resolver != "" {
+		if _, _, err := net.SplitHostPort(r.Resolver); err != nil {
+			v.add(p+".resolver", "%q is not host:port; write the DNS server like 10.96.0.10:53", r.Resolver)
+		}
+	}
 }

@@ -3,13 +3,17 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhq/herd/internal/testenv"
 )
 
 // startTestapp runs the test app outside herd, as an upstream server, and
@@ -314,5 +318,62 @@ routes:
 	}
 	if deadHealthy() {
 		t.Error("a reload that changed only the live server's weight made the dead server healthy again")
+	}
+}
+
+// An upstream found in DNS (SRV records, as a Kubernetes headless Service
+// has) follows the records: a server added to DNS takes requests, one
+// removed stops taking them, and while DNS fails the last servers stay;
+// no request fails throughout.
+func TestUpstreamFromDNS(t *testing.T) {
+	dns := testenv.StartDNS(t)
+	a, _ := startTestapp(t, "a")
+	b, _ := startTestapp(t, "b")
+	port := func(addr string) uint16 {
+		_, p, _ := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(p)
+		return uint16(n)
+	}
+	dns.SetA("a.herd.test", "127.0.0.1")
+	dns.SetA("b.herd.test", "127.0.0.1")
+	const srv = "_http._tcp.api.herd.test"
+	dns.SetSRV(srv, testenv.SRV{Target: "a.herd.test", Port: port(a)})
+	h := startHerd(t, fmt.Sprintf(`
+apps:
+  web:
+    command: TESTAPP
+upstreams:
+  api:
+    resolve: {srv: %s, every: 1s, resolver: %q}
+routes:
+  - path: /
+    to: api
+`, srv, dns.Addr))
+	c := newRawClient(h.public)
+	defer c.close()
+	greetings := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			code, body, err := c.do("GET", "/", "")
+			if err != nil || code != 200 {
+				t.Fatalf("GET / = %d %s %v", code, body, err)
+			}
+			var who whoAmI
+			json.Unmarshal(body, &who)
+			seen[who.Greeting]++
+		}
+		return seen
+	}
+	waitFor(t, 10*time.Second, "the server in DNS to answer", func() bool { return greetings(4)["a"] == 4 })
+	dns.SetSRV(srv, testenv.SRV{Target: "a.herd.test", Port: port(a)}, testenv.SRV{Target: "b.herd.test", Port: port(b)})
+	waitFor(t, 10*time.Second, "a server added to DNS to take requests", func() bool { return greetings(10)["b"] > 0 })
+	dns.SetSRV(srv, testenv.SRV{Target: "b.herd.test", Port: port(b)})
+	waitFor(t, 10*time.Second, "a server removed from DNS to stop taking requests", func() bool { return greetings(10)["b"] == 10 })
+	dns.Fail(true)
+	waitFor(t, 10*time.Second, "herd to log the failing lookups", func() bool {
+		return strings.Contains(h.out.String(), "DNS lookup failed; keeping the servers of the last answer")
+	})
+	if seen := greetings(10); seen["b"] != 10 {
+		t.Errorf("while DNS fails: %v; want the last servers (b) to keep serving", seen)
 	}
 }
