@@ -118,6 +118,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	root.AddCommand(controlCommands(&file, &socket, stdout)...)
 	root.AddCommand(setupCommands(&file, &env, stdout, stderr)...)
+	root.AddCommand(healthCommand(&file, stdout))
 	for _, c := range root.Commands() {
 		if c.Name() == "up" || c.Name() == "startup" {
 			c.Flags().StringVar(&env, "env", "", "merge each app's env_NAME block over its env (PM2's --env)")
