@@ -119,3 +119,22 @@ func cgroupOf(dir string) string {
 	}
 	return path
 }
+
+// sweepCgroups kills and removes the run cgroups (herd-run-PID-*) beside
+// own whose herd is gone, should their run folder be gone already (a herd
+// of an older version sweeps folders without reading them).
+func sweepCgroups(own *proc.Cgroup) []int {
+	var killed []int
+	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(own.Dir()), "herd-run-*-*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "herd-run-"), "-", 2)[0])
+		if err != nil || pid <= 0 || dir == own.Dir() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			continue // alive, or a reused pid: without a record, keep it
+		}
+		killed = append(killed, proc.Sweep([]proc.Record{{Cgroup: dir}}, "")...)
+	}
+	return killed
+}

@@ -141,6 +141,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if cg, err := proc.NewCgroup(filepath.Base(dir)); err == nil {
 		s.cgroup = cg
 		defer cg.Remove()
+		if killed := sweepCgroups(cg); len(killed) > 0 {
+			s.log.Warn("killed processes left in the cgroup of a herd that was killed with its shims", "pids", killed)
+		}
 		if err := writeFileAtomic(filepath.Join(dir, cgroupRecord), []byte(cg.Dir()+"\n")); err != nil {
 			return fmt.Errorf("supervisor: recording the cgroup in the run folder: %w", err)
 		}

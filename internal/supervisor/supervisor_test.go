@@ -321,7 +321,6 @@ func TestSweepRunDirs(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer c.Process.Kill()
 	}
 	start, _ := proc.StartTime(recorded.Process.Pid)
 	os.WriteFile(filepath.Join(dead, "i1.rec"), fmt.Appendf(nil, `{"pid": %d, "start": %d}`, recorded.Process.Pid, start), 0o600)
@@ -333,8 +332,17 @@ func TestSweepRunDirs(t *testing.T) {
 		}
 	}
 	for _, c := range []*exec.Cmd{recorded, marked} {
-		if err := c.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-			t.Errorf("%s left by the dead herd ended with %v; want killed", c.Args, err)
+		exited := make(chan error, 1)
+		go func() { exited <- c.Wait() }()
+		select {
+		case err := <-exited:
+			if err == nil || !strings.Contains(err.Error(), "killed") {
+				t.Errorf("%s left by the dead herd ended with %v; want killed", c.Args, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s left by the dead herd still runs 5s after the sweep", c.Args)
+			c.Process.Kill()
+			<-exited
 		}
 	}
 	if len(killed) != 2 {
