@@ -77,23 +77,39 @@ routes:
 	}
 	cancel()
 
-	var metrics string
-	waitFor(t, 5*time.Second, "the 499 in /metrics", func() bool {
-		_, body := get(t, "http://"+h.admin+"/metrics")
-		metrics = string(body)
-		return strings.Contains(metrics, `herd_requests_total{app="web",code="499",route="/"} 1`)
-	})
-	for _, want := range []string{
+	// The abandoned request ends on herd's side a moment after the client
+	// left (the instance's answer, or its cancellation): await every line.
+	wants := []string{
+		`herd_requests_total{app="web",code="499",route="/"} 1`,
 		`herd_requests_total{app="web",code="200",route="/"} 10`,
 		`herd_request_duration_seconds_count{app="web",route="/"} 11`,
 		`herd_instance_state{app="web",instance="0",state="ready"} 1`,
 		`herd_instance_restarts_total{app="web",instance="1"} 0`,
 		`herd_instance_cpu_ratio{app="web",instance="0"}`,
+		`herd_instance_inflight_requests{app="web",instance="0"} 0`,
 		`herd_instance_inflight_requests{app="web",instance="1"} 0`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+	}
+	var metrics string
+	missing := func() []string {
+		var out []string
+		for _, w := range wants {
+			if !strings.Contains(metrics, w) {
+				out = append(out, w)
+			}
 		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := get(t, "http://"+h.admin+"/metrics")
+		metrics = string(body)
+		if len(missing()) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range missing() {
+		t.Errorf("/metrics lacks %s after 5s", w)
 	}
 	rss := regexp.MustCompile(`herd_instance_resident_memory_bytes\{app="web",instance="0"\} (\S+)`).FindStringSubmatch(metrics)
 	if rss == nil {
