@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
 )
 
@@ -13,10 +20,7 @@ import (
 // a test leaves a field zero, and TestDefaultsAreConfigs keeps them equal
 // to what internal/config sets.
 var (
-	testTransport = TransportOptions{
-		ConnectTimeout: 3 * time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
-		Keepalive: 256, KeepaliveTimeout: 4 * time.Second,
-	}
+	testTransport    = registeredTransport // config's ProxyOptions defaults, see below
 	testRetry        = RetryPolicy{Tries: 2, OnError: true, OnTimeout: true}
 	testQueueTimeout = 5 * time.Second
 	testMaxBody      = int64(10 << 20)
@@ -89,5 +93,53 @@ func TestDefaultsAreConfigs(t *testing.T) {
 	}
 	if time.Duration(r.QueueTimeout) != testQueueTimeout || int64(r.MaxBody) != testMaxBody {
 		t.Errorf("config's queue_timeout %s, max_body %d; the tests use %s, %d", time.Duration(r.QueueTimeout), r.MaxBody, testQueueTimeout, testMaxBody)
+	}
+}
+
+type oneService struct{ pool *balance.Pool }
+
+func (d oneService) Pool(name string) *balance.Pool {
+	if name == "svc" {
+		return d.pool
+	}
+	return nil
+}
+
+func (d oneService) Names() []string { return []string{"svc"} }
+
+// A registered service's route has no Transport from herd's config (see
+// registeredTransport): its connections are still kept alive.
+func TestRegisteredServiceKeepsConnections(t *testing.T) {
+	var conns atomic.Int64
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }))
+	app.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	app.Start()
+	t.Cleanup(app.Close)
+	pool := balance.NewPool("svc", 1, time.Minute)
+	pool.Add(&balance.Backend{Addr: strings.TrimPrefix(app.URL, "http://"), App: "svc"})
+	h, err := New(Options{Routes: []Route{{Path: "/api", App: "gateway", Gateway: map[string]Route{}, Directory: oneService{pool},
+		Policy: &balance.RoundRobin{}, StripPrefix: true, QueueTimeout: time.Second, Retry: testRetry}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := newFront(t, h, nil)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range 3 {
+		res, err := client.Get(front.URL + "/api/svc/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "/x" {
+			t.Fatalf("request %d: %d %q; want 200 /x", i, res.StatusCode, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the instance saw %d connections for 3 requests; want 1, kept alive", n)
 	}
 }

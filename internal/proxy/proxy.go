@@ -72,6 +72,18 @@ type Route struct {
 	MaxBody int64
 }
 
+// registeredTransport tunes the connections to a Directory service when its
+// gateway route sets no Transport, which is so for every gateway herd's
+// config builds: the config has proxy options for apps and upstreams, none
+// for registered services. These are the config's ProxyOptions defaults
+// (internal/config/defaults.go; TestDefaultsAreConfigs keeps them equal)
+// until the config offers registry proxy options and internal/app passes
+// them as the gateway route's Transport; then this goes.
+var registeredTransport = TransportOptions{
+	ConnectTimeout: 3 * time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
+	Keepalive: 256, KeepaliveTimeout: 4 * time.Second,
+}
+
 // Directory finds services by name at request time.
 type Directory interface {
 	// Pool returns the pool of the service name, or nil.
@@ -357,6 +369,9 @@ func (h *Handler) registered(gw *route, name string) *route {
 	}
 	r := gw.Route
 	r.Gateway, r.Directory, r.App, r.Pool = nil, nil, name, pool
+	if r.Transport == (TransportOptions{}) {
+		r.Transport = registeredTransport
+	}
 	rt, err := h.build(r, map[*balance.Pool]http.RoundTripper{}, nil)
 	if err != nil {
 		h.log.Error("building the route to a registered service", "service", name, "err", err)
