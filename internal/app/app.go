@@ -174,7 +174,7 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	}
 	n.adminSrv = &http.Server{Handler: admin.Handler(admin.Options{
 		Status: n.status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: n.reg,
-		Token: cfg.AdminAuth.Token,
+		Token: cfg.AdminAuth.Token, Actions: n.mgr, Logs: n.logs, Requests: metrics, Context: ctx,
 	}), ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout), ErrorLog: errorLog}
 	if b.tls != nil {
 		if n.https, err = tlsServer(cfg, n.front, errorLog); err != nil {

@@ -20,6 +20,7 @@ const S = {
   logs: [], // every line, by seq
   lastSeq: 0,
   cards: new Map(), // app name -> card elements
+  shown: false,
   busy: new Set(), // "app/action" in flight
   ctrl: null,
   lastEvent: 0,
@@ -40,7 +41,7 @@ function fmtNum(v, digits) {
 function fmtMs(v) {
   if (v == null || !isFinite(v)) return '—';
   if (v === 0) return '0';
-  if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + ' s';
+  if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1).replace(/\.0$/, '') + ' s';
   if (v >= 10) return Math.round(v) + ' ms';
   if (v >= 1) return v.toFixed(1) + ' ms';
   return Math.round(v * 1000) + ' µs';
@@ -207,6 +208,9 @@ function onStatus(st) {
   for (const [name, card] of S.cards) {
     if (!seen.has(name)) { card.el.remove(); S.cards.delete(name); }
   }
+  // When the page first showed every instance, for whoever measures it
+  // (performance.getEntriesByName('herd:first-status')).
+  if (!S.shown) { S.shown = true; performance.mark('herd:first-status'); }
   $('sumApps').textContent = st.apps.length;
   $('sumReady').innerHTML = esc(ready) + ' <small>of ' + esc(total) + '</small>';
   $('sumRestarts').textContent = restarts;
@@ -376,14 +380,23 @@ function ticks(v) {
   return { step, top: step * Math.max(1, Math.ceil(v / step)) };
 }
 
+// window_ is the time the charts span: what the history holds, at least a
+// minute, at most the ring's length, in whole minutes, ending at the newest
+// point.
+function window_() {
+  const most = S.hello ? S.hello.history_len * S.hello.interval_ms : 300000;
+  const end = S.points.length ? S.points[S.points.length - 1].t : Date.now() + S.skew;
+  const held = S.points.length ? end - S.points[0].t : 0;
+  return { span: Math.min(most, Math.max(60000, Math.ceil(held / 60000) * 60000)), end };
+}
+
 // drawChart draws lines [{cls, data:[{t,v}], area}] into svg over the
 // history's time span, with a y axis formatted by fmt.
 function drawChart(svg, lines, fmt) {
   const w = svg.clientWidth || 400, h = svg.clientHeight || 150;
   const left = 46, right = 8, top = 6, bottom = 18;
   const iw = w - left - right, ih = h - top - bottom;
-  const span = (S.hello ? S.hello.history_len * S.hello.interval_ms : 300000);
-  const end = S.points.length ? S.points[S.points.length - 1].t : Date.now() + S.skew;
+  const { span, end } = window_();
   const start = end - span;
   let ymax = 0, any = false;
   for (const l of lines) for (const p of l.data) if (p.v != null) { any = true; ymax = Math.max(ymax, p.v); }
@@ -397,9 +410,11 @@ function drawChart(svg, lines, fmt) {
     out += '<line class="grid" x1="' + left + '" x2="' + (w - right) + '" y1="' + yy + '" y2="' + yy + '"/>';
     out += '<text x="' + (left - 6) + '" y="' + (+yy + 4) + '" text-anchor="end">' + esc(fmt(v)) + '</text>';
   }
-  for (let m = 0; m <= span / 60000; m++) {
-    const t = end - m * 60000, xx = x(t).toFixed(1);
-    out += '<text x="' + xx + '" y="' + (h - 4) + '" text-anchor="' + (m === 0 ? 'end' : 'middle') + '">' + (m === 0 ? 'now' : '−' + m + 'm') + '</text>';
+  const step = span <= 120000 ? 15000 : 60000;
+  for (let k = 0; k * step <= span; k++) {
+    const ago = k * step, xx = x(end - ago).toFixed(1);
+    const label = k === 0 ? 'now' : '−' + (ago % 60000 ? ago / 1000 + 's' : ago / 60000 + 'm');
+    out += '<text x="' + xx + '" y="' + (h - 4) + '" text-anchor="' + (k === 0 ? 'end' : 'middle') + '">' + label + '</text>';
   }
   for (const l of lines) {
     // Gaps (no requests finished, or no sample) split the line.
@@ -437,6 +452,8 @@ function latest(idx) {
 }
 
 function drawCharts() {
+  const mins = Math.round(window_().span / 60000);
+  $('span').textContent = mins === 1 ? 'last minute' : 'last ' + mins + ' minutes';
   const rps = series(0), err = series(1), p50 = series(2), p99 = series(3);
   drawChart($('chartRps').querySelector('svg'), [{ cls: 'rps', data: rps, area: true }], (v) => fmtNum(v));
   drawChart($('chartLat').querySelector('svg'), [{ cls: 'p50', data: p50 }, { cls: 'p99', data: p99 }], fmtMs);
