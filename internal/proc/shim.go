@@ -215,6 +215,12 @@ func (s *shim) killTree() {
 		_ = os.WriteFile(filepath.Join(s.cgroup, "cgroup.kill"), []byte("1"), 0)
 	}
 	for {
+		// No child left means no descendant left: the orphans of the
+		// tree are the subreaper's children. The usual case (an app that
+		// leaves nothing) costs no walk of /proc.
+		if !s.reap(false) {
+			return
+		}
 		table, err := processTable()
 		live := 0
 		if err == nil {
@@ -229,10 +235,7 @@ func (s *shim) killTree() {
 			_ = syscall.Kill(-s.app, syscall.SIGKILL)
 		}
 		if live == 0 && err == nil {
-			if !s.reap(false) {
-				return
-			}
-			continue
+			continue // zombies only, or a child forked meanwhile: look again
 		}
 		// Every live descendant hangs below a live child of the shim,
 		// which was just killed: waiting for a child cannot block forever.
