@@ -51,11 +51,19 @@ type Spec struct {
 // shimEnv marks a herd process started only to set LISTEN_PID and exec.
 const shimEnv = "HERD_EXEC_LISTEN_PID"
 
-// RunShim must be called first thing in main (and in TestMain of tests
-// that start processes: every process starts below a shim of the running
-// binary). In a supervisor shim it runs the app and never returns; in a
-// LISTEN_PID shim it sets LISTEN_PID to its own pid and execs the program
-// in os.Args[1:]. Anywhere else it returns at once.
+// Every process starts below a shim of the running binary (herd, or a
+// test binary), so the shim runs from this package's init: before main and
+// TestMain, and before the init of every package sorted after this one
+// (prometheus, cobra, yaml, protobuf...), which a shim needs none of. A
+// binary that imports proc, as any that calls Start does, is a shim when
+// asked; nothing has to remember to call RunShim.
+func init() { RunShim() }
+
+// RunShim runs the shim this process was started as, if any: in a
+// supervisor shim it runs the app and never returns; in a LISTEN_PID shim
+// it sets LISTEN_PID to its own pid and execs the program in os.Args[1:].
+// Anywhere else it returns at once. The package's init calls it; calling
+// it again (first thing in main) is harmless.
 func RunShim() {
 	if fd := os.Getenv(shimFDEnv); fd != "" {
 		runSupervisorShim(fd)
