@@ -49,7 +49,7 @@ func TestNoRestartPolicies(t *testing.T) {
 // waitReplaced waits until slot 0 holds a ready instance other than first.
 func waitReplaced(t *testing.T, s *Supervisor, first InstanceStatus, why string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st := s.Status()[0].Instances
 		if len(st) == 1 && st[0].ID != first.ID && st[0].State == Ready {
@@ -68,7 +68,9 @@ func TestMaxMemoryRestartReplacesGracefully(t *testing.T) {
 	app.MaxMemoryRestart = 32 << 20
 	app.MinUptime = config.Duration(10 * time.Millisecond)
 	s, _, _ := run(t, app, l.hooks(), func(s *Supervisor) { s.SampleEvery = 100 * time.Millisecond })
-	first := waitState(t, s, 0, Ready, 5*time.Second)
+	// Touching 64 MiB byte by byte under -race takes seconds on a loaded
+	// machine (it failed at 5 s under load 20 before and after the shim).
+	first := waitState(t, s, 0, Ready, 20*time.Second)
 	waitReplaced(t, s, first, "instance over max_memory_restart")
 	// The replacement was ready before the old one drained.
 	events := strings.Join(l.events, ",")
