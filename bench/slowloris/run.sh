@@ -128,13 +128,18 @@ for t in $TARGETS; do # each target answers both routes
 done
 
 # conns T: the target's established connections from clients (wrk's
-# included) and to bigbody, as "clients=N upstream_big=M".
+# included) and to bigbody, as "clients=N upstream_big=M". Clients are
+# counted in /proc/net/tcp; ss, which names the process owning the
+# upstream side, returned short lists now and then with thousands of
+# sockets closing around it, so the upstream count is the largest of three.
 conns() {
-	local t=$1 proc=herd
+	local t=$1 proc=herd c u=0 n
 	case $t in nginx*) proc=nginx ;; esac
-	local c u
-	c=$(ss -Htn state established "( sport = :${PORT[$t]} )" | wc -l)
-	u=$(ss -Htnp state established "( dport = :$BIG )" | grep -c "((\"$proc\"" || true)
+	c=$(awk -v p="$(printf ':%04X' "${PORT[$t]}")" '$4 == "01" && substr($2, length($2) - 4) == p' /proc/net/tcp | wc -l)
+	for _ in 1 2 3; do
+		n=$(ss -Htnp state established "( dport = :$BIG )" | grep -c "((\"$proc\"" || true)
+		((n > u)) && u=$n
+	done
 	echo "clients=$c upstream_big=$u"
 }
 
