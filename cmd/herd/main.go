@@ -12,6 +12,6 @@ import (
 )
 
 func main() {
-	proc.RunShim() // a shim that sets LISTEN_PID execs the app here and never returns
+	proc.RunShim() // proc's init already ran any shim (supervisor or LISTEN_PID); harmless, and says where
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }
