@@ -77,7 +77,7 @@ func TestHandler(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, "http://127.0.0.1:9090"+tc.path, strings.NewReader(tc.body)))
 			if rec.Code != tc.wantCode {
 				t.Errorf("code = %d; want %d", rec.Code, tc.wantCode)
 			}
@@ -101,7 +101,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, st := range reg.Status()[0].Instances {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("DELETE", "/services/billing/"+st.ID, nil))
+		h.ServeHTTP(rec, httptest.NewRequest("DELETE", "http://127.0.0.1:9090/services/billing/"+st.ID, nil))
 		if rec.Code != http.StatusNoContent {
 			t.Errorf("DELETE %s = %d %s; want 204", st.ID, rec.Code, rec.Body)
 		}

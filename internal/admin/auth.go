@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -19,7 +20,7 @@ func guard(token string, next http.Handler) http.Handler {
 			Reason: "a cross-origin request from a browser cannot change herd; send it from the admin listener's own origin or from a non-browser client"})
 	}))
 	if token == "" {
-		return csrf.Handler(next)
+		return csrf.Handler(addressedByIP(next))
 	}
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !tokenOK(token, r) {
@@ -28,6 +29,29 @@ func guard(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	}))
+}
+
+// addressedByIP refuses a request whose Host is a name other than
+// localhost. Without a token the listener is on loopback, where a page
+// from anywhere can still reach it through a name of its own that it
+// points at 127.0.0.1 (DNS rebinding): to the browser that is the page's
+// own origin, so the CSRF check lets it through; the Host header gives it
+// away.
+func addressedByIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		if net.ParseIP(host) == nil && host != "localhost" && !strings.HasSuffix(host, ".localhost") {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "Forbidden",
+				Reason: "without admin_auth's token, herd takes writes only at an IP address or localhost, not at the name " + host +
+					" (a web page could point a name of its own at this machine); use http://127.0.0.1:PORT or set admin_auth"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // tokenOK reports whether r carries `Authorization: Bearer token`,

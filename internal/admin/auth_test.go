@@ -37,6 +37,12 @@ func TestWritesNeedTheToken(t *testing.T) {
 			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403, "cross-origin"},
 		{"no token configured: same-origin browser write", open, "POST", "/services",
 			map[string]string{"Sec-Fetch-Site": "same-origin"}, 200, `"service": "billing"`},
+		{"no token configured: a write at localhost", open, "POST", "/services", map[string]string{"Host": "localhost:9090"}, 200, `"service": "billing"`},
+		{"no token configured: a write at [::1]", open, "POST", "/services", map[string]string{"Host": "[::1]:9090"}, 200, `"service": "billing"`},
+		{"no token configured: a write at a name (DNS rebinding)", open, "POST", "/services",
+			map[string]string{"Host": "attacker.example:9090", "Sec-Fetch-Site": "same-origin"}, 403, "not at the name attacker.example"},
+		{"token: a write at a name with it", locked, "POST", "/services",
+			map[string]string{"Host": "herd.internal:9090", "Authorization": "Bearer " + token}, 200, `"service": "billing"`},
 		{"token: a write without it", locked, "POST", "/services", nil, 401, "Authorization: Bearer TOKEN"},
 		{"token: a wrong one", locked, "POST", "/services", map[string]string{"Authorization": "Bearer " + token + "x"}, 401, "Unauthorized"},
 		{"token: another scheme", locked, "POST", "/services", map[string]string{"Authorization": "Basic " + token}, 401, "Unauthorized"},
@@ -58,6 +64,10 @@ func TestWritesNeedTheToken(t *testing.T) {
 			}
 			req := httptest.NewRequest(tc.method, "http://127.0.0.1:9090"+tc.path, body)
 			for k, v := range tc.headers {
+				if k == "Host" {
+					req.Host = v
+					continue
+				}
 				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()

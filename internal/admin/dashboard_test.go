@@ -92,6 +92,9 @@ func TestActions(t *testing.T) {
 			headers: map[string]string{"Origin": "https://evil.example"}, wantCode: 403},
 		{name: "same-origin from the page", path: "/api/apps/web/reload",
 			headers: map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:9090"}, wantCode: 200, wantCalls: "reload web"},
+		{name: "no token: at a name, as a rebound DNS name would", path: "/api/apps/web/stop",
+			headers: map[string]string{"Host": "attacker.example", "Sec-Fetch-Site": "same-origin"}, wantCode: 403,
+			wantBody: []string{"not at the name attacker.example"}},
 		{name: "token: without it", token: token, path: "/api/apps/web/reload", wantCode: 401,
 			wantBody: []string{"Authorization: Bearer TOKEN"}},
 		{name: "token: a wrong one", token: token, path: "/api/apps/web/scale?to=3",
@@ -114,6 +117,10 @@ func TestActions(t *testing.T) {
 			}
 			req := httptest.NewRequest(method, "http://127.0.0.1:9090"+tc.path, nil)
 			for k, v := range tc.headers {
+				if k == "Host" {
+					req.Host = v
+					continue
+				}
 				req.Header.Set(k, v)
 			}
 			w := httptest.NewRecorder()
@@ -151,14 +158,19 @@ func TestActionContext(t *testing.T) {
 	entered := make(chan context.Context, 1)
 	h := Handler(Options{Context: life, Actions: blockingActions(entered)})
 	reqCtx, leave := context.WithCancel(context.Background())
-	req := httptest.NewRequest("POST", "/api/apps/web/reload", nil).WithContext(reqCtx)
+	req := httptest.NewRequest("POST", "http://127.0.0.1:9090/api/apps/web/reload", nil).WithContext(reqCtx)
 	done := make(chan *httptest.ResponseRecorder)
 	go func() {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		done <- w
 	}()
-	ctx := <-entered
+	var ctx context.Context
+	select {
+	case ctx = <-entered:
+	case w := <-done:
+		t.Fatalf("the action never reached the manager: %d %s", w.Code, w.Body)
+	}
 	leave()
 	if ctx.Err() != nil {
 		t.Fatal("the action's ctx ended with the request")
