@@ -63,13 +63,7 @@ func TestWritesNeedTheToken(t *testing.T) {
 				body = strings.NewReader(register)
 			}
 			req := httptest.NewRequest(tc.method, "http://127.0.0.1:9090"+tc.path, body)
-			for k, v := range tc.headers {
-				if k == "Host" {
-					req.Host = v
-					continue
-				}
-				req.Header.Set(k, v)
-			}
+			setHeaders(req, tc.headers)
 			rec := httptest.NewRecorder()
 			tc.h.ServeHTTP(rec, req)
 			if rec.Code != tc.wantCode || !strings.Contains(rec.Body.String(), tc.wantBody) {
@@ -79,5 +73,16 @@ func TestWritesNeedTheToken(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// setHeaders sets h on req; "Host" is the request's Host.
+func setHeaders(req *http.Request, h map[string]string) {
+	for k, v := range h {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
 	}
 }

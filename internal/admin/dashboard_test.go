@@ -116,13 +116,7 @@ func TestActions(t *testing.T) {
 				method = "POST"
 			}
 			req := httptest.NewRequest(method, "http://127.0.0.1:9090"+tc.path, nil)
-			for k, v := range tc.headers {
-				if k == "Host" {
-					req.Host = v
-					continue
-				}
-				req.Header.Set(k, v)
-			}
+			setHeaders(req, tc.headers)
 			w := httptest.NewRecorder()
 			Handler(opts).ServeHTTP(w, req)
 			if w.Code != tc.wantCode {
