@@ -1,10 +1,14 @@
 // Package h1 parses HTTP/1.1 message heads in place, for herd's proxy fast
 // path. It is deliberately narrow: it takes plain, unambiguous heads and
-// answers ErrUnsupported for anything else (HTTP/1.0, obsolete line
-// folding, bare LF, absolute targets, odd Host values, duplicate framing
-// headers...), which the caller hands to net/http, whose checks are
-// thorough. The one ambiguity it refuses itself is a request framed both by
-// Content-Length and Transfer-Encoding (request smuggling), as NGINX does.
+// answers ErrUnsupported for anything else (HTTP/1.0, absolute targets,
+// percent-escaped paths, odd Host values, Upgrade...), which the caller
+// hands to net/http, whose checks are thorough. What two readers could
+// read apart (request smuggling) it refuses itself with a 400 *Error, where
+// net/http would accept some of it: a request framed both by
+// Content-Length and Transfer-Encoding (as NGINX refuses it), differing
+// Content-Lengths, bare LF line ends, obsolete line folding, field names
+// that are not tokens (a space before the colon), control bytes in values,
+// no or several Hosts, and an absolute-form target naming another host.
 //
 // Parsed values are slices of the caller's buffer: valid until it changes.
 package h1
@@ -67,6 +71,19 @@ func (e *Error) Error() string { return "h1: " + e.Reason }
 // Transfer-Encoding, refused as NGINX does (RFC 9112 §6.1 allows it).
 var ErrAmbiguousLength = &Error{Status: 400, Reason: "the request has both Content-Length and Transfer-Encoding; send one"}
 
+// Heads refused as a request-smuggling risk: two readers could read them
+// apart (RFC 9112 §2.2, §5.1, §5.2, §3.2.2), so herd answers 400 rather
+// than hand them to net/http, which would accept some of them.
+var (
+	ErrBareLF     = &Error{Status: 400, Reason: "a line of the head ends in a bare LF; end every line with CRLF"}
+	ErrObsFold    = &Error{Status: 400, Reason: "a header field is continued on the next line (obsolete line folding); send it on one line"}
+	ErrFieldName  = &Error{Status: 400, Reason: "a header field name is not a token (no spaces, not even before the colon)"}
+	ErrFieldValue = &Error{Status: 400, Reason: "a header field value holds a control character"}
+	ErrHosts      = &Error{Status: 400, Reason: "the request needs exactly one Host"}
+	ErrLength     = &Error{Status: 400, Reason: "Content-Length is not one decimal number"}
+	ErrAuthority  = &Error{Status: 400, Reason: "the absolute-form target names another host than Host"}
+)
+
 // headEnd returns the length of the head at the start of b, or -1.
 func headEnd(b []byte) int {
 	i := bytes.Index(b, crlfcrlf)
@@ -83,10 +100,15 @@ var crlfcrlf = []byte("\r\n\r\n")
 func ParseRequest(b []byte, r *Request) error {
 	n := headEnd(b)
 	if n < 0 {
-		if bytes.IndexByte(b, '\n') >= 0 && bytes.Contains(b, []byte("\n\n")) {
-			return ErrUnsupported // bare LF line ends
+		if bytes.Contains(b, []byte("\n\n")) {
+			return ErrBareLF
 		}
 		return ErrIncomplete
+	}
+	for i, c := range b[:n] {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			return ErrBareLF
+		}
 	}
 	*r = Request{Fields: r.Fields[:0], HeadLen: n}
 	line, rest := cutLine(b[:n-2])
@@ -102,16 +124,20 @@ func ParseRequest(b []byte, r *Request) error {
 		return ErrUnsupported
 	}
 	r.Target = line[:sp]
-	if !isToken(r.Method) || r.Target[0] != '/' || !validTarget(r.Target) {
+	authority, absolute := absoluteAuthority(r.Target)
+	if !isToken(r.Method) || (!absolute && (r.Target[0] != '/' || !validTarget(r.Target))) {
 		return ErrUnsupported
 	}
 	var hosts, lengths int
 	var te bool
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
-		f, ok := parseField(line)
-		if !ok {
-			return ErrUnsupported
+		if line[0] == ' ' || line[0] == '\t' {
+			return ErrObsFold
+		}
+		f, err := parseField(line)
+		if err != nil {
+			return err
 		}
 		switch {
 		case equalFold(f.Name, "host"):
@@ -120,8 +146,8 @@ func ParseRequest(b []byte, r *Request) error {
 		case equalFold(f.Name, "content-length"):
 			lengths++
 			n, ok := parseLength(f.Value)
-			if !ok {
-				return ErrUnsupported
+			if !ok || (lengths > 1 && n != r.ContentLength) {
+				return ErrLength
 			}
 			r.ContentLength = n
 		case equalFold(f.Name, "transfer-encoding"):
@@ -144,10 +170,40 @@ func ParseRequest(b []byte, r *Request) error {
 	if te && lengths > 0 {
 		return ErrAmbiguousLength
 	}
-	if te || lengths > 1 || hosts != 1 || !validHost(r.Host) {
+	if hosts != 1 {
+		return ErrHosts
+	}
+	if absolute {
+		if !bytes.EqualFold(authority, r.Host) {
+			return ErrAuthority
+		}
+		return ErrUnsupported // the same host: net/http's to read
+	}
+	if te || lengths > 1 || !validHost(r.Host) {
 		return ErrUnsupported
 	}
 	return nil
+}
+
+// absoluteAuthority returns the authority of an absolute-form target
+// (http://host:port/path), and whether t is one.
+func absoluteAuthority(t []byte) ([]byte, bool) {
+	var rest []byte
+	switch {
+	case len(t) > 7 && equalFold(t[:7], "http://"):
+		rest = t[7:]
+	case len(t) > 8 && equalFold(t[:8], "https://"):
+		rest = t[8:]
+	default:
+		return nil, false
+	}
+	if i := bytes.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := bytes.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:] // userinfo is not part of the host
+	}
+	return rest, true
 }
 
 // ParseResponse parses the response head at the start of b into r. A head
@@ -188,8 +244,8 @@ func ParseResponse(b []byte, r *Response) error {
 	var lengths int
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
-		f, ok := parseField(line)
-		if !ok {
+		f, err := parseField(line)
+		if err != nil {
 			return badResponse("a header field is malformed")
 		}
 		switch {
@@ -238,10 +294,10 @@ func cutLine(b []byte) (line, rest []byte) {
 
 // parseField splits "Name: value": a token name right before the colon,
 // and a value without control characters, trimmed of spaces and tabs.
-func parseField(line []byte) (Field, bool) {
+func parseField(line []byte) (Field, error) {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 || !isToken(line[:colon]) {
-		return Field{}, false // also obs-fold: a line starting with a space
+		return Field{}, ErrFieldName
 	}
 	v := line[colon+1:]
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
@@ -252,10 +308,10 @@ func parseField(line []byte) (Field, bool) {
 	}
 	for _, c := range v {
 		if (c < ' ' && c != '\t') || c == 0x7f {
-			return Field{}, false
+			return Field{}, ErrFieldValue
 		}
 	}
-	return Field{Name: line[:colon], Value: v}, true
+	return Field{Name: line[:colon], Value: v}, nil
 }
 
 // parseLength accepts 1 to 15 decimal digits.
