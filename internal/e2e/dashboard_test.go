@@ -67,39 +67,9 @@ routes:
 		})
 	}
 
-	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1400, 900),
-		chromedp.UserDataDir(t.TempDir()), chromedp.Flag("force-dark-mode", true))...)
-	defer stopAlloc()
-	browser, closeBrowser := chromedp.NewContext(alloc)
-	defer closeBrowser()
-	if err := chromedp.Do(browser); err != nil { // starts the browser, untimed
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
+	ctx := newBrowser(t, chromium)
 
-	// Every exception and console error of the page fails the test (a
-	// script the content security policy blocks shows up as one).
-	var consoleMu sync.Mutex
-	var problems []string
-	var listening sync.WaitGroup
-	defer listening.Wait()
-	defer cancel()
-	messages := chromedp.Console(ctx)
-	listening.Go(func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleException || m.Type == "error" {
-				consoleMu.Lock()
-				problems = append(problems, string(m.Type)+": "+m.Text)
-				consoleMu.Unlock()
-			}
-		}
-	})
-
+	problems := watchConsole(t, ctx)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1400, 900), chromedp.Navigate("http://"+h.admin+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +224,123 @@ routes:
 	}
 	t.Logf("screenshot: %s", out)
 
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	if len(problems) > 0 {
-		t.Errorf("the page's console:\n%s", strings.Join(problems, "\n"))
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page's console:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// With admin_auth's token the page shows instances and charts but not the
+// logs, and an action is refused, until the operator pastes the token;
+// then the page sends it (kept in sessionStorage) and both work.
+func TestDashboardToken(t *testing.T) {
+	chromium := testenv.Tool(t, "chromium")
+	const token = "7c1d9e4b2a6f08d3e5b7c9a1f3e5d7b9"
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startHerd(t, "admin_auth: {token_file: "+tokenFile+"}\napps:\n  web:\n    command: TESTAPP\nroutes:\n  - path: /\n    to: web\n")
+	ctx := newBrowser(t, chromium)
+	problems := watchConsole(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+h.admin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	text := func(js string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return s
+	}
+	pid := h.status()["web"][0].Pid
+	waitFor(t, 10*time.Second, "the page to show web's pid and say the logs need the token", func() bool {
+		return strings.Contains(text(`document.querySelector('article[data-app="web"] td.pid')?.textContent ?? ''`), fmt.Sprint(pid)) &&
+			strings.Contains(text(`document.getElementById('logView').textContent`), "admin token")
+	})
+	scaleUp := chromedp.Click(chromedp.CSS(`article[data-app="web"] button[data-to="+1"]`))
+	if err := chromedp.Do(ctx, scaleUp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the page to say the scale was refused", func() bool {
+		return strings.Contains(text(`document.getElementById('toast').textContent`), "failed (401)")
+	})
+	if n := len(h.status()["web"]); n != 1 {
+		t.Fatalf("web has %d instances after a refused scale; want 1", n)
+	}
+
+	// The 401 opened the token form.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#tokenInput"), token),
+		chromedp.Click(chromedp.CSS(`#tokenForm button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the logs to show the instance's output", func() bool {
+		return strings.Contains(text(`document.getElementById('logView').textContent`), "listening on")
+	})
+	if got := text(`sessionStorage.getItem('herd.adminToken') ?? ''`); got != token {
+		t.Errorf("sessionStorage holds %q; want the token", got)
+	}
+	if err := chromedp.Do(ctx, scaleUp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "/status to show two ready instances", func() bool {
+		ins := h.status()["web"]
+		return len(ins) == 2 && ins[0].State == "ready" && ins[1].State == "ready"
+	})
+	// Only the refused POST may have logged an error (the browser logs a
+	// failed fetch); nothing else.
+	for _, p := range problems() {
+		if !strings.Contains(p, "401") {
+			t.Errorf("the page's console: %s", p)
+		}
+	}
+}
+
+// newBrowser starts headless chromium with a fresh profile (a cold cache)
+// and a 1400x900 window; it is stopped at the end of the test.
+func newBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	alloc, stopAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1400, 900),
+		chromedp.UserDataDir(t.TempDir()), chromedp.Flag("force-dark-mode", true))...)
+	t.Cleanup(stopAlloc)
+	browser, closeBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(closeBrowser)
+	if err := chromedp.Do(browser); err != nil { // starts the browser, untimed
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// watchConsole collects the page's exceptions and console errors (a
+// script the content security policy blocks shows up as one) until the
+// test ends; problems returns those so far.
+func watchConsole(t *testing.T, ctx context.Context) (problems func() []string) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var seen []string
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(cancel)
+	messages := chromedp.Console(ctx)
+	wg.Go(func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException || m.Type == "error" {
+				mu.Lock()
+				seen = append(seen, string(m.Type)+": "+m.Text)
+				mu.Unlock()
+			}
+		}
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
 	}
 }
 
