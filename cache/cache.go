@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -102,15 +103,33 @@ type Options struct {
 	// Logger gets one line when Redis becomes unreachable and one when it is
 	// back. Default slog.Default().
 	Logger *slog.Logger
+	// EarlyRefresh turns on probabilistic early refresh (XFetch: Vattani,
+	// Chierichetti and Lowenstein, "Optimal Probabilistic Cache Stampede
+	// Prevention", VLDB 2015) with this beta. Each value carries the time
+	// its load took (delta); a Get that finds it fresh refreshes it early,
+	// in the background of that one caller, when
+	// now - delta*beta*ln(rand()) >= expiry, and returns the current value at
+	// once. The chance is e^(-(expiry-now)/(delta*beta)): nil far from the
+	// expiry, certain at it. 1 is the paper's choice; above 1 refreshes
+	// earlier. Default 0: off. See "Early refresh and stale values" in doc.go.
+	EarlyRefresh float64
+	// StaleFor keeps a value this long past its expiry, and a Get whose load
+	// fails within that time returns it with an error matching ErrStale (a
+	// *StaleError that also wraps the loader's error). Never longer: past
+	// expiry+StaleFor the loader's error is returned alone. Default 0: off.
+	StaleFor time.Duration
 
-	clock otter.Clock // tests: L1's time source
+	clock otter.Clock    // tests: L1's and the expiry's time source
+	rand  func() float64 // tests: XFetch's uniform draw in (0, 1]
 }
 
 // entryOverhead is what an L1 entry costs beyond its key and encoded value:
 // otter's node, the hash table slot, the entry header, string headers.
 // Measured with bench/cache/cmd/rss (1M and 300k entries, 100-byte values:
-// 225-238 bytes), so that MaxBytes bounds the heap, not just the payload.
-const entryOverhead = 240
+// 225-238 bytes), so that MaxBytes bounds the heap, not just the payload;
+// plus 24 for the fields of timed caches (exp, fresh, delta) added since,
+// not re-measured.
+const entryOverhead = 264
 
 func (o *Options) setDefaults() {
 	if o.Name == "" {
@@ -152,6 +171,23 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.rand == nil {
+		o.rand = func() float64 { return 1 - mrand.Float64() }
+	}
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("cache: Jitter %v: want < 1", o.Jitter))
+	}
+	if o.EarlyRefresh < 0 || math.IsNaN(o.EarlyRefresh) || math.IsInf(o.EarlyRefresh, 0) {
+		errs = append(errs, fmt.Errorf("cache: EarlyRefresh %v: want a beta >= 0 (0 off, 1 the usual)", o.EarlyRefresh))
+	}
+	if o.StaleFor < 0 {
+		errs = append(errs, fmt.Errorf("cache: StaleFor %v: want >= 0 (0 off)", o.StaleFor))
+	}
+	return errors.Join(errs...)
 }
 
 // An Option changes one call.
@@ -168,9 +204,13 @@ func WithTTL(d time.Duration) Option { return func(c *callOpts) { c.ttl = d } }
 type entry[V any] struct {
 	v    V
 	neg  bool
-	size uint32
-	ttl  time.Duration
 	noL1 bool // loaded under a lease lost to a write: returned, never cached
+	size uint32
+	ttl  time.Duration // the value's lifetime; in L1, the entry's
+	// With EarlyRefresh or StaleFor (Cache.timed), else 0:
+	exp   int64         // unix ns (whole ms): the value's expiry; 0 unknown
+	fresh int64         // unix ns: in L1, end of the entry's fresh life
+	delta time.Duration // how long the load took (XFetch's delta)
 }
 
 const stripes = 4096
@@ -200,6 +240,8 @@ type Cache[V any] struct {
 	warned     atomic.Int64 // unix nanos of the last outage warning
 	token      atomic.Uint64
 
+	timed bool // EarlyRefresh or StaleFor: entries carry exp and delta
+
 	pmu          sync.Mutex
 	pending      map[string]struct{} // keys whose invalidation did not reach Redis
 	pendOverflow bool
@@ -209,6 +251,14 @@ type Cache[V any] struct {
 	wg       sync.WaitGroup
 	closeMu  sync.Once
 	firstSub chan struct{}
+
+	// Background refreshes (EarlyRefresh): run under life, counted in bg,
+	// not started once closed.
+	life     context.Context
+	endLife  context.CancelFunc
+	bgmu     sync.Mutex
+	bgClosed bool
+	bg       sync.WaitGroup
 }
 
 const maxPending = 10_000
@@ -218,13 +268,15 @@ const maxPending = 10_000
 // subscription until Close. Misconfiguration is an error.
 func New[V any](o Options) (*Cache[V], error) {
 	o.setDefaults()
-	if o.Jitter >= 1 {
-		return nil, fmt.Errorf("cache: Jitter %v: want < 1", o.Jitter)
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	c := &Cache[V]{o: o, rdb: o.Redis, seed: maphash.MakeSeed(), id: hex.EncodeToString(idb[:]),
-		chann: o.Name + ":~inval", pending: map[string]struct{}{}, firstSub: make(chan struct{})}
+		chann: o.Name + ":~inval", pending: map[string]struct{}{}, firstSub: make(chan struct{}),
+		timed: o.EarlyRefresh > 0 || o.StaleFor > 0}
+	c.life, c.endLife = context.WithCancel(context.Background())
 	if o.LocalTTL > 0 {
 		oo := &otter.Options[string, entry[V]]{
 			Clock:            o.clock,
@@ -262,6 +314,11 @@ func New[V any](o Options) (*Cache[V], error) {
 // call twice. It does not close Options.Redis.
 func (c *Cache[V]) Close() error {
 	c.closeMu.Do(func() {
+		c.bgmu.Lock()
+		c.bgClosed = true
+		c.bgmu.Unlock()
+		c.endLife()
+		c.bg.Wait()
 		if c.stop != nil {
 			c.stop()
 			if ps := c.ps.Load(); ps != nil {
@@ -292,7 +349,17 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load Loader[V], opts ...
 				var zero V
 				return zero, ErrNotFound
 			}
-			return e.v, nil
+			if !c.timed {
+				return e.v, nil
+			}
+			// Past its fresh life the entry is only kept for StaleFor, as
+			// the fallback of a failed load: a miss.
+			if now := c.now(); now < e.fresh {
+				if c.o.EarlyRefresh > 0 && c.xfetch(e, now) {
+					c.refresh(key, load, opts, e)
+				}
+				return e.v, nil
+			}
 		}
 	}
 	return c.getSlow(ctx, key, load, opts)
@@ -305,19 +372,27 @@ func (c *Cache[V]) getSlow(ctx context.Context, key string, load Loader[V], opts
 	}
 	e, err := c.sf.do(ctx, key, func(ctx context.Context) (entry[V], error) {
 		snap := c.snapshot(key)
-		e, err := c.fetch(ctx, key, load, co)
+		var stale entry[V] // an expired value from Redis kept for StaleFor
+		e, err := c.fetch(ctx, key, load, co, &stale)
 		if err != nil {
-			return e, err
+			return c.staleFallback(key, stale, err)
 		}
 		c.fillL1(key, e, snap)
 		return e, nil
 	})
 	var zero V
 	if err != nil {
+		var se *StaleError
+		if errors.As(err, &se) {
+			return e.v, err
+		}
 		return zero, err
 	}
 	if e.neg {
 		return zero, ErrNotFound
+	}
+	if c.o.EarlyRefresh > 0 && c.xfetch(e, c.now()) {
+		c.refresh(key, load, opts, e)
 	}
 	return e.v, nil
 }
@@ -346,13 +421,40 @@ func (c *Cache[V]) fillL1(key string, e entry[V], s snap) {
 			e.size = uint32(len(b))
 		}
 	}
-	e.ttl = c.localTTL(e)
+	var ok bool
+	if e, ok = c.l1Entry(e); !ok {
+		return
+	}
 	c.l1.Compute(key, func(old entry[V], found bool) (entry[V], otter.ComputeOp) {
 		if c.stripe(key).Load() != s.ver || c.epoch.Load() != s.epoch {
 			return old, otter.CancelOp
 		}
 		return e, otter.WriteOp
 	})
+}
+
+// l1Entry sets e's lifetime in L1: at most LocalTTL (jittered), the call's
+// TTL, DegradedLocalTTL while the channel is down and, for a timed cache,
+// the value's expiry, after which the entry is kept StaleFor more (values,
+// not not-found). ok is false when nothing of its life is left.
+func (c *Cache[V]) l1Entry(e entry[V]) (_ entry[V], ok bool) {
+	e.ttl = c.localTTL(e)
+	if !c.timed {
+		return e, true
+	}
+	now := c.now()
+	e.fresh = now + int64(e.ttl)
+	if e.exp > 0 && e.exp < e.fresh {
+		e.fresh = e.exp
+	}
+	if c.rdb == nil {
+		e.exp = e.fresh // L1 alone: the value lives as long as its entry
+	}
+	e.ttl = time.Duration(e.fresh - now)
+	if !e.neg {
+		e.ttl += c.o.StaleFor
+	}
+	return e, e.ttl > 0
 }
 
 func (c *Cache[V]) localTTL(e entry[V]) time.Duration {
@@ -378,6 +480,7 @@ func (c *Cache[V]) callLoader(ctx context.Context, key string, load Loader[V], c
 		return entry[V]{}, errNoLoader
 	}
 	c.m.loads.Add(1)
+	start := c.now()
 	v, err := load(ctx, key)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) && c.o.NotFoundTTL > 0 {
@@ -390,7 +493,13 @@ func (c *Cache[V]) callLoader(ctx context.Context, key string, load Loader[V], c
 	if ttl <= 0 {
 		ttl = c.o.TTL
 	}
-	return entry[V]{v: v, ttl: ttl}, nil
+	e := entry[V]{v: v, ttl: ttl}
+	if c.timed {
+		end := c.now()
+		e.delta = time.Duration(end - start)
+		e.exp = c.expiry(end, ttl)
+	}
+	return e, nil
 }
 
 // Set stores v under key in Redis and in this process's L1, and evicts key
@@ -407,6 +516,14 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V, opts ...Option) err
 		ttl = c.o.TTL
 	}
 	e := entry[V]{v: v, ttl: ttl}
+	px := c.jitter(ttl)
+	if c.timed {
+		// A Set has no load time: the value is refreshed at its expiry,
+		// not early, unless a load replaces it first.
+		now := c.now()
+		e.exp = c.expiry(now, ttl)
+		px = time.Duration(e.exp-now) + c.o.StaleFor
+	}
 	var err error
 	if c.rdb != nil || c.o.MaxBytes > 0 {
 		b, merr := c.encode(e)
@@ -415,13 +532,16 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V, opts ...Option) err
 		}
 		e.size = uint32(len(b))
 		if c.rdb != nil {
-			err = c.l2Set(ctx, key, b, c.jitter(ttl))
+			err = c.l2Set(ctx, key, b, px)
 		}
 	}
 	c.stripe(key).Add(1)
 	if c.l1 != nil {
-		e.ttl = c.localTTL(e)
-		c.l1.Set(key, e)
+		if e, ok := c.l1Entry(e); ok {
+			c.l1.Set(key, e)
+		} else {
+			c.l1.Invalidate(key)
+		}
 	}
 	return err
 }
@@ -451,7 +571,10 @@ func (c *Cache[V]) WriteThrough(ctx context.Context, key string, v V, store func
 }
 
 // encode is the Redis form of an entry: one byte ('v' a value, 'n' not
-// found) and the codec's bytes.
+// found) and the codec's bytes; a timed cache writes 'x', the expiry and the
+// load time, then the codec's bytes (see header). Every cache reads all
+// three, so values written before EarlyRefresh or StaleFor existed still
+// decode (as values of unknown expiry and load time).
 func (c *Cache[V]) encode(e entry[V]) ([]byte, error) {
 	if e.neg {
 		return []byte{'n'}, nil
@@ -459,6 +582,11 @@ func (c *Cache[V]) encode(e entry[V]) ([]byte, error) {
 	b, err := c.o.Codec.Marshal(e.v)
 	if err != nil {
 		return nil, err
+	}
+	if c.timed {
+		out := make([]byte, 0, headerLen+len(b))
+		out = appendHeader(out, e.exp, e.delta)
+		return append(out, b...), nil
 	}
 	out := make([]byte, 1+len(b))
 	out[0] = 'v'
@@ -470,16 +598,25 @@ func (c *Cache[V]) decode(b []byte) (entry[V], error) {
 	if len(b) == 0 {
 		return entry[V]{}, errors.New("cache: empty value in redis")
 	}
+	var e entry[V]
 	switch b[0] {
 	case 'n':
 		return entry[V]{neg: true, ttl: c.o.NotFoundTTL, size: 1}, nil
 	case 'v':
-		var e entry[V]
 		if err := c.o.Codec.Unmarshal(b[1:], &e.v); err != nil {
 			return entry[V]{}, err
 		}
-		e.size = uint32(len(b))
-		return e, nil
+	case 'x':
+		var err error
+		if e.exp, e.delta, err = parseHeader(b); err != nil {
+			return entry[V]{}, err
+		}
+		if err := c.o.Codec.Unmarshal(b[headerLen:], &e.v); err != nil {
+			return entry[V]{}, err
+		}
+	default:
+		return entry[V]{}, fmt.Errorf("cache: unknown value kind %q in redis", b[0])
 	}
-	return entry[V]{}, fmt.Errorf("cache: unknown value kind %q in redis", b[0])
+	e.size = uint32(len(b))
+	return e, nil
 }

@@ -63,6 +63,47 @@
 // memcache paper's lease (Nishtala et al., "Scaling Memcache at Facebook",
 // NSDI 2013).
 //
+// # Early refresh and stale values
+//
+// Both are off by default. Options.EarlyRefresh (a beta, 1 usual) is
+// XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache
+// Stampede Prevention", VLDB 2015): each value carries how long its load
+// took (delta) and its expiry; a Get that finds it fresh starts a refresh
+// when now - delta*beta*ln(rand()) >= expiry, with probability
+// e^(-(expiry-now)/(delta*beta)), and returns the current value at once.
+// The refresh runs in the background, once per key in a process (callers
+// that miss meanwhile wait for it) and once in the fleet: it takes the
+// key's lease only while Redis still holds the version the caller saw, so
+// a process that decides after another refreshed takes the new value
+// instead of loading. A refresh is a load like any other: a write or delete
+// during it voids its lease and it stores nothing. Values written by Set
+// have no delta: they are refreshed at expiry, as before.
+//
+// Options.StaleFor keeps values that long past their expiry (in Redis, as
+// PX = TTL + StaleFor; in L1, past the entry's fresh life). An expired
+// value is a miss, but when the load fails, Get returns it together with a
+// *StaleError: errors.Is(err, ErrStale) says the value is usable, and
+// errors.Is(err, loaderErr) still finds the cause. Callers that can serve
+// stale data test ErrStale first:
+//
+//	p, err := products.Get(ctx, id, load)
+//	if err != nil && !errors.Is(err, cache.ErrStale) {
+//		return err
+//	}
+//
+// ErrNotFound is an answer, not a failure: it is never replaced by a stale
+// value. Invalidations (Set, Delete, patterns, a dropped channel's flush)
+// remove stale values too, so stale means "expired", never "overwritten".
+// Stats.StaleServed and EarlyRefreshes count both.
+//
+// A timed cache (either option on) stores values in Redis as 'x', the
+// expiry in unix ms (13 digits) and delta in µs (10 digits), then the
+// codec's bytes; every cache reads this and the older 'v' form, so values
+// already in Redis keep working (as values of unknown expiry, refreshed at
+// their Redis expiry). A process of an older version reads 'x' values as
+// undecodable and loads: turn the options on after the whole fleet runs
+// this version.
+//
 // # Redis trouble
 //
 // A failed Redis command never fails a Get: the value comes from the loader.

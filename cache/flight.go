@@ -19,7 +19,8 @@ type flight[T any] struct {
 }
 
 type call[T any] struct {
-	waiters int // under flight.mu; read by tests
+	waiters int  // under flight.mu; read by tests
+	bg      bool // a background refresh: its failure is not its waiters'
 	done    chan struct{}
 	val     T
 	err     error
@@ -50,8 +51,9 @@ func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context)
 				return zero, ctx.Err()
 			case <-c.done:
 			}
-			if c.err != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) && ctx.Err() == nil {
-				continue // the leader's context ended, not ours
+			if c.err != nil && ctx.Err() == nil &&
+				(c.bg || errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+				continue // the leader's context ended (or a refresh gave up), not ours
 			}
 			return c.val, c.err
 		}
@@ -59,14 +61,34 @@ func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context)
 		f.m[key] = c
 		f.mu.Unlock()
 		func() {
-			defer func() {
-				f.mu.Lock()
-				delete(f.m, key)
-				f.mu.Unlock()
-				close(c.done)
-			}()
+			defer func() { f.finish(key, c, c.val, c.err) }()
 			c.val, c.err = fn(ctx)
 		}()
 		return c.val, c.err
 	}
+}
+
+// start registers a call for key, unless one is in flight (then nil); the
+// caller runs it and must finish it.
+func (f *flight[T]) start(key string, bg bool) *call[T] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]*call[T]{}
+	}
+	if _, ok := f.m[key]; ok {
+		return nil
+	}
+	c := &call[T]{done: make(chan struct{}), bg: bg}
+	f.m[key] = c
+	return c
+}
+
+// finish publishes c's result to its waiters and forgets it.
+func (f *flight[T]) finish(key string, c *call[T], val T, err error) {
+	c.val, c.err = val, err
+	f.mu.Lock()
+	delete(f.m, key)
+	f.mu.Unlock()
+	close(c.done)
 }

@@ -11,6 +11,7 @@ type counters struct {
 	loads, loadErrors, leaseWaits        atomic.Uint64
 	leaseLost, redisErrors, decodeErrors atomic.Uint64
 	invalidations, channelDrops          atomic.Uint64
+	earlyRefreshes, staleServed          atomic.Uint64
 }
 
 // Stats is a snapshot of a Cache's counters.
@@ -22,6 +23,8 @@ type Stats struct {
 	RedisErrors, DecodeErrors          uint64
 	Invalidations                      uint64 // invalidation messages received from other processes
 	ChannelDrops                       uint64 // times the invalidation channel dropped (L1 flushed)
+	EarlyRefreshes                     uint64 // background refreshes started before expiry (Options.EarlyRefresh)
+	StaleServed                        uint64 // Gets that returned a stale value after a failed load (Options.StaleFor)
 	L1Entries                          int
 	L1Weight                           uint64 // bytes by the weigher, with Options.MaxBytes
 }
@@ -33,6 +36,7 @@ func (c *Cache[V]) Stats() Stats {
 		Loads: c.m.loads.Load(), LoadErrors: c.m.loadErrors.Load(), LeaseWaits: c.m.leaseWaits.Load(),
 		LeaseLost: c.m.leaseLost.Load(), RedisErrors: c.m.redisErrors.Load(), DecodeErrors: c.m.decodeErrors.Load(),
 		Invalidations: c.m.invalidations.Load(), ChannelDrops: c.m.channelDrops.Load(),
+		EarlyRefreshes: c.m.earlyRefreshes.Load(), StaleServed: c.m.staleServed.Load(),
 	}
 	if c.l1 != nil {
 		// otter's own counters: striped per P, so the hit path stays as
@@ -65,13 +69,15 @@ var (
 	descRedisErrors   = prometheus.NewDesc("herd_cache_redis_errors_total", "Failed Redis commands (each degraded to the loader).", []string{"cache"}, nil)
 	descInvalidations = prometheus.NewDesc("herd_cache_invalidations_received_total", "Invalidation messages received from other processes.", []string{"cache"}, nil)
 	descDrops         = prometheus.NewDesc("herd_cache_channel_drops_total", "Drops of the invalidation channel (each flushed L1).", []string{"cache"}, nil)
+	descEarly         = prometheus.NewDesc("herd_cache_early_refreshes_total", "Background refreshes started before expiry (XFetch).", []string{"cache"}, nil)
+	descStale         = prometheus.NewDesc("herd_cache_stale_served_total", "Gets answered with a stale value because the load failed.", []string{"cache"}, nil)
 	descL1Bytes       = prometheus.NewDesc("herd_cache_l1_bytes", "L1 weight in bytes (with MaxBytes).", []string{"cache"}, nil)
 	descL1Entries     = prometheus.NewDesc("herd_cache_l1_entries", "L1 entries (estimate).", []string{"cache"}, nil)
 )
 
 func (k *collector[V]) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHits, descMisses, descLoads, descLoadErrors, descLeaseWaits, descLeaseLost,
-		descRedisErrors, descInvalidations, descDrops, descL1Bytes, descL1Entries} {
+		descRedisErrors, descInvalidations, descDrops, descEarly, descStale, descL1Bytes, descL1Entries} {
 		ch <- d
 	}
 }
@@ -92,6 +98,8 @@ func (k *collector[V]) Collect(ch chan<- prometheus.Metric) {
 	cnt(descRedisErrors, s.RedisErrors)
 	cnt(descInvalidations, s.Invalidations)
 	cnt(descDrops, s.ChannelDrops)
+	cnt(descEarly, s.EarlyRefreshes)
+	cnt(descStale, s.StaleServed)
 	ch <- prometheus.MustNewConstMetric(descL1Bytes, prometheus.GaugeValue, float64(s.L1Weight), n)
 	ch <- prometheus.MustNewConstMetric(descL1Entries, prometheus.GaugeValue, float64(s.L1Entries), n)
 }

@@ -17,13 +17,27 @@ const leaseSuffix = ":~lease"
 // 2013, section 3.2.1): a miss takes a lease, only the lease's holder may
 // fill the key, and a write or delete voids the lease.
 var (
-	// KEYS: value, lease. ARGV: token, lease ms.
-	// {1, value} | {2} lease taken | {3, pttl} someone else loads.
+	// KEYS: value, lease. ARGV: token, lease ms, now (unix ms).
+	// {1, value} | {2, stale} lease taken | {3, pttl, stale} someone else
+	// loads. A timed value ('x', expiry in unix ms) past its expiry is kept
+	// only for StaleFor: a miss, returned as stale (false when none).
 	leaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v then return {1, v} end
+if v then
+  if string.byte(v, 1) ~= 120 or tonumber(string.sub(v, 2, 14)) > tonumber(ARGV[3]) then return {1, v} end
+else
+  v = false
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, v} end
+return {3, redis.call('PTTL', KEYS[2]), v}`)
+	// KEYS: value, lease. ARGV: token, lease ms, prefix of the version the
+	// caller holds. {1, value} someone refreshed or wrote it | {2} lease
+	// taken | {3} someone else loads.
+	refreshScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[3])) ~= ARGV[3] then return {1, v} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
-return {3, redis.call('PTTL', KEYS[2])}`)
+return {3}`)
 	// KEYS: value, lease. ARGV: token, value, ttl ms. 1 stored, 0 lease lost.
 	fillScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -96,7 +110,8 @@ func (c *Cache[V]) redisOK() {
 
 // fetch gets key from Redis or, failing that, from the loader, under the
 // fleet's lease when Redis is there.
-func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co callOpts) (entry[V], error) {
+// An expired value kept for StaleFor is a miss, and put in *stale.
+func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co callOpts, stale *entry[V]) (entry[V], error) {
 	if !c.l2ok() {
 		return c.callLoader(ctx, key, load, co)
 	}
@@ -107,11 +122,14 @@ func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co cal
 	switch {
 	case err == nil:
 		c.redisOK()
-		if e, derr := c.decode(b); derr == nil {
+		if e, derr := c.decode(b); derr != nil {
+			c.m.decodeErrors.Add(1)
+		} else if e.exp == 0 || c.now() < e.exp {
 			c.m.hitL2.Add(1)
 			return e, nil
+		} else {
+			*stale = e
 		}
-		c.m.decodeErrors.Add(1)
 	case errors.Is(err, redis.Nil):
 		c.redisOK()
 	default:
@@ -119,19 +137,36 @@ func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co cal
 		return c.callLoader(ctx, key, load, co)
 	}
 	c.m.missL2.Add(1)
-	return c.leased(ctx, key, k, load, co)
+	return c.leased(ctx, key, k, load, co, stale)
+}
+
+func (c *Cache[V]) leaseToken() string {
+	return c.id + "." + strconv.FormatUint(c.token.Add(1), 10)
+}
+
+// keepStale puts a stale value the lease script returned in *stale, if it
+// is newer than the one there.
+func (c *Cache[V]) keepStale(res []any, i int, stale *entry[V]) {
+	if len(res) <= i {
+		return
+	}
+	if s, ok := res[i].(string); ok {
+		if e, err := c.decode([]byte(s)); err == nil && e.exp > stale.exp {
+			*stale = e
+		}
+	}
 }
 
 // leased loads key under the fleet-wide lease: one process loads, the others
 // wait for its value or for the lease to expire.
-func (c *Cache[V]) leased(ctx context.Context, key, k string, load Loader[V], co callOpts) (entry[V], error) {
-	token := c.id + "." + strconv.FormatUint(c.token.Add(1), 10)
+func (c *Cache[V]) leased(ctx context.Context, key, k string, load Loader[V], co callOpts, stale *entry[V]) (entry[V], error) {
+	token := c.leaseToken()
 	keys := []string{k, k + leaseSuffix}
 	wait := time.Millisecond
 	waited := false
 	for {
 		rctx, cancel := c.rctx(ctx)
-		res, err := leaseScript.Run(rctx, c.rdb, keys, token, c.o.LeaseTTL.Milliseconds()).Slice()
+		res, err := leaseScript.Run(rctx, c.rdb, keys, token, c.o.LeaseTTL.Milliseconds(), c.now()/1e6).Slice()
 		cancel()
 		if err != nil || len(res) == 0 {
 			c.redisErr(ctx, err)
@@ -148,8 +183,10 @@ func (c *Cache[V]) leased(ctx context.Context, key, k string, load Loader[V], co
 			// Undecodable: take it over by loading without the lease.
 			return c.callLoader(ctx, key, load, co)
 		case 2:
+			c.keepStale(res, 1, stale)
 			return c.loadAndFill(ctx, key, keys, token, load, co)
 		}
+		c.keepStale(res, 2, stale)
 		if !waited {
 			waited = true
 			c.m.leaseWaits.Add(1)
@@ -192,7 +229,7 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, key string, keys []string, t
 	}
 	e.size = uint32(len(b))
 	rctx, cancel := c.rctx(ctx)
-	n, err := fillScript.Run(rctx, c.rdb, keys, token, b, c.jitter(e.ttl).Milliseconds()).Int()
+	n, err := fillScript.Run(rctx, c.rdb, keys, token, b, c.l2TTL(e).Milliseconds()).Int()
 	cancel()
 	switch {
 	case err != nil:
