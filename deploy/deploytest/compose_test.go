@@ -36,19 +36,19 @@ func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
 	}, func(o *loader.Options) { o.SetProjectName("herd-shop", true) })
 }
 
-// TestComposeNeedsSecrets: compose.yaml refuses to start without the
+// TestDeployComposeNeedsSecrets: compose.yaml refuses to start without the
 // PostgreSQL password, naming it.
-func TestComposeNeedsSecrets(t *testing.T) {
+func TestDeployComposeNeedsSecrets(t *testing.T) {
 	_, err := loadCompose(t, map[string]string{"HERD_ADMIN_TOKEN": composeEnv["HERD_ADMIN_TOKEN"]})
 	if err == nil || !strings.Contains(err.Error(), "POSTGRES_PASSWORD") {
 		t.Fatalf("loading compose.yaml without POSTGRES_PASSWORD: got %v; want an error naming it", err)
 	}
 }
 
-// TestCompose loads deploy/compose.yaml with compose-go (the compose
+// TestDeployCompose loads deploy/compose.yaml with compose-go (the compose
 // specification's own library: schema, interpolation, consistency) and
 // checks what its parts say about each other and about herd and the shop.
-func TestCompose(t *testing.T) {
+func TestDeployCompose(t *testing.T) {
 	p, err := loadCompose(t, composeEnv)
 	if err != nil {
 		t.Fatalf("loading deploy/compose.yaml: %v", err)

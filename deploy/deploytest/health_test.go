@@ -12,9 +12,9 @@ import (
 	"github.com/herdhq/herd/internal/cli"
 )
 
-// TestHealthCommand runs `herd health`, the image's HEALTHCHECK, against
+// TestDeployHealthCommand runs `herd health`, the image's HEALTHCHECK, against
 // admin listeners that answer healthy, unhealthy, or not at all.
-func TestHealthCommand(t *testing.T) {
+func TestDeployHealthCommand(t *testing.T) {
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health" {
 			http.NotFound(w, r)

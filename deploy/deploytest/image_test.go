@@ -141,12 +141,12 @@ type imageConfig struct {
 	}
 }
 
-// TestImage builds deploy/Dockerfile, runs it, and checks what the issue
+// TestDeployImage builds deploy/Dockerfile, runs it, and checks what the issue
 // asks of the container: its health check passes with no shell, an order
 // goes through the gateway from the host, herd as PID 1 reaps orphans, and
 // `podman stop` is graceful: a request in flight when the stop begins
 // completes, herd exits 0, within the grace period.
-func TestImage(t *testing.T) {
+func TestDeployImage(t *testing.T) {
 	r := newRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()

@@ -86,11 +86,11 @@ func add[T any](list *[]T) *T {
 	return &(*list)[len(*list)-1]
 }
 
-// TestKubernetes renders the base and the dev overlay and checks what their
+// TestDeployKubernetes renders the base and the dev overlay and checks what their
 // objects say about each other, and about herd: the probes hit herd's real
 // admin port and paths, the HPA targets the Deployment, the ConfigMap's
 // herd.yaml passes herd's loader, the grace period covers the drain.
-func TestKubernetes(t *testing.T) {
+func TestDeployKubernetes(t *testing.T) {
 	for _, dir := range []string{"base", "overlays/dev"} {
 		t.Run(dir, func(t *testing.T) {
 			m := render(t, dir)
