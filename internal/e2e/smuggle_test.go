@@ -34,6 +34,16 @@ var smuggling = []struct{ name, raw string }{
 	{"a negative Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"},
 }
 
+// badChunks are chunked bodies that break down mid-way. herd streams a
+// request body to the instance as it arrives (NGINX's
+// proxy_request_buffering off), so the head may reach the instance; the
+// body must never arrive whole, and the client gets a 400, not a 502.
+var badChunks = []struct{ name, raw string }{
+	{"a chunk size with a sign", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+4\r\nabcd\r\n0\r\n\r\n"},
+	{"a chunk with a bad size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n"},
+	{"a chunk longer than its size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n"},
+}
+
 // TestSmugglingIsRefused sends each case over a raw socket, as the first
 // request of a connection, to herd with its default front (the fast path,
 // whose h1 parser refuses them before anything is handed to net/http); an
@@ -45,7 +55,7 @@ func TestSmugglingIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer upstream.Close()
-	var reached atomic.Int64
+	var reached, whole atomic.Int64 // requests whose head, and whose body too, arrived
 	var last atomic.Value
 	go func() {
 		for {
@@ -60,8 +70,10 @@ func TestSmugglingIsRefused(t *testing.T) {
 				if err != nil {
 					return
 				}
-				io.Copy(io.Discard, req.Body)
 				reached.Add(1)
+				if _, err := io.Copy(io.Discard, req.Body); err == nil {
+					whole.Add(1)
+				}
 				last.Store(req.Method + " " + req.RequestURI + fmt.Sprintf(" %v", req.Header))
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			}()
@@ -78,27 +90,42 @@ routes:
   - path: /
     to: raw
 `, upstream.Addr()))
+	send := func(t *testing.T, raw string) int {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", h.public, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, raw)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Errorf("no answer: %v", err)
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
 	for _, tc := range smuggling {
 		t.Run(tc.name, func(t *testing.T) {
 			before := reached.Load()
-			c, err := net.DialTimeout("tcp", h.public, 2*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(c, tc.raw)
-			res, err := http.ReadResponse(bufio.NewReader(c), nil)
-			status := 0
-			if err == nil {
-				status = res.StatusCode
-				res.Body.Close()
-			}
-			if status != 400 && status != 501 {
-				t.Errorf("answered %d (%v); want 400 (501 for an unknown transfer coding)", status, err)
+			if status := send(t, tc.raw); status != 400 && status != 501 {
+				t.Errorf("answered %d; want 400 (501 for an unknown transfer coding)", status)
 			}
 			if reached.Load() != before {
 				t.Errorf("reached the instance as %v", last.Load())
+			}
+		})
+	}
+	for _, tc := range badChunks {
+		t.Run(tc.name, func(t *testing.T) {
+			before := whole.Load()
+			if status := send(t, tc.raw); status != 400 {
+				t.Errorf("answered %d; want 400 (the client's body, not the instance, failed)", status)
+			}
+			if whole.Load() != before {
+				t.Errorf("the instance read the whole malformed body as %v", last.Load())
 			}
 		})
 	}

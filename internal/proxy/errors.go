@@ -34,10 +34,14 @@ func (h *Handler) errorHandler(rt *Route) func(http.ResponseWriter, *http.Reques
 // failure maps a failed proxy attempt to the status and reason answered.
 func failure(rt *Route, err error) (status int, reason string) {
 	var tooLarge *http.MaxBytesError
+	var badBody *clientBodyError
 	switch {
 	case errors.As(err, &tooLarge):
 		status = http.StatusRequestEntityTooLarge
 		reason = fmt.Sprintf("the body is larger than this route takes (%d bytes)", tooLarge.Limit)
+	case errors.As(err, &badBody):
+		status = http.StatusBadRequest
+		reason = fmt.Sprintf("the request body could not be read: %v", badBody.err)
 	case errors.Is(err, balance.ErrAllDown):
 		status = http.StatusServiceUnavailable
 		reason = fmt.Sprintf("every server of %q fails its health check (waited %s)", rt.App, rt.QueueTimeout)

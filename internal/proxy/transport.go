@@ -173,6 +173,11 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s.rec, _ = ctx.Value(recorderKey{}).(*recorder)
 	b, err := rt.forward(ctx, s, stuck, requestKey(req, rt.HashKey), idempotent(req.Method, stdHeaders(req.Header)), nil, time.Now())
 	if err != nil {
+		if s.body != nil {
+			if bodyErr := s.body.failed.Load(); bodyErr != nil {
+				return nil, &clientBodyError{*bodyErr}
+			}
+		}
 		return nil, err
 	}
 	res := s.res
@@ -279,7 +284,8 @@ func isTimeout(err error) bool {
 // body that was never read.
 type trackedBody struct {
 	io.ReadCloser
-	read atomic.Bool
+	read   atomic.Bool
+	failed atomic.Pointer[error] // a read error other than the end: the client's
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
@@ -287,8 +293,19 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.read.Store(true)
 	}
+	if err != nil && err != io.EOF {
+		b.failed.CompareAndSwap(nil, &err)
+	}
 	return n, err
 }
+
+// clientBodyError is a failed attempt whose cause was reading the
+// client's body (malformed chunks, a body over max_body, a client that
+// stopped sending), not the instance.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 func (b *trackedBody) Close() error { return nil }
 
