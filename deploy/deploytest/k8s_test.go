@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -340,31 +341,21 @@ func podHerdConfig(t *testing.T, m *manifests, pod corev1.PodTemplateSpec, c cor
 type object struct{ name, ns string }
 
 func objectsOf(m *manifests) []object {
-	var out []object
-	each := func(kind, name, ns string) { out = append(out, object{kind + " " + name, ns}) }
-	for _, o := range m.configMaps {
-		each("ConfigMap", o.Name, o.Namespace)
-	}
-	for _, o := range m.secrets {
-		each("Secret", o.Name, o.Namespace)
-	}
-	for _, o := range m.services {
-		each("Service", o.Name, o.Namespace)
-	}
-	for _, o := range m.deployments {
-		each("Deployment", o.Name, o.Namespace)
-	}
-	for _, o := range m.statefuls {
-		each("StatefulSet", o.Name, o.Namespace)
-	}
-	for _, o := range m.hpas {
-		each("HorizontalPodAutoscaler", o.Name, o.Namespace)
-	}
-	for _, o := range m.pdbs {
-		each("PodDisruptionBudget", o.Name, o.Namespace)
-	}
-	for _, o := range m.policies {
-		each("NetworkPolicy", o.Name, o.Namespace)
+	return slices.Concat(metaOf("ConfigMap", m.configMaps), metaOf("Secret", m.secrets),
+		metaOf("Service", m.services), metaOf("Deployment", m.deployments),
+		metaOf("StatefulSet", m.statefuls), metaOf("HorizontalPodAutoscaler", m.hpas),
+		metaOf("PodDisruptionBudget", m.pdbs), metaOf("NetworkPolicy", m.policies))
+}
+
+// metaOf names each object of list, of kind, with its namespace.
+func metaOf[T any, P interface {
+	*T
+	metav1.Object
+}](kind string, list []T) []object {
+	out := make([]object, 0, len(list))
+	for i := range list {
+		o := P(&list[i])
+		out = append(out, object{kind + " " + o.GetName(), o.GetNamespace()})
 	}
 	return out
 }
