@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -127,7 +128,15 @@ func main() {
 		}
 	})
 
-	srv := &http.Server{Handler: mux}
+	// While draining, every answer says Connection: close, so a client on a
+	// keep-alive connection opens its next request elsewhere.
+	var draining atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, r)
+	})}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	// Serve returns as soon as Shutdown starts; exiting then would cut the
@@ -140,17 +149,22 @@ func main() {
 				fmt.Println("testapp: ignoring SIGTERM")
 				continue
 			}
-			// Answer "Connection: close" for a moment before closing idle
-			// connections, so a client is not caught sending on one as it closes.
-			srv.SetKeepAlivesEnabled(false)
-			time.Sleep(100 * time.Millisecond)
+			// Stop accepting (in shared_socket mode the other instances
+			// take the socket's queue), answer "Connection: close" to what
+			// arrives on open connections, and close the ones still idle
+			// only after a grace period, so no client is caught sending on
+			// a connection as it closes. SetKeepAlivesEnabled(false) would
+			// close idle connections at once: that race.
+			draining.Store(true)
+			ln.Close()
+			time.Sleep(300 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			srv.Shutdown(ctx)
 			cancel()
 			return
 		}
 	}()
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed && !draining.Load() {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
 		os.Exit(2)
 	}
