@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
@@ -44,6 +45,9 @@ type deps struct {
 	// localTTL overrides how long products' L1 keeps a value (0: the
 	// default, which depends on whether there is Redis; see newProducts).
 	localTTL time.Duration
+	// metrics, when set, is served at GET /metrics to clients on this
+	// machine (main registers the service's monitor in it).
+	metrics prometheus.Gatherer
 }
 
 // shopEnv is the environment the shop reads, beyond PORT and SHOP_DATA.

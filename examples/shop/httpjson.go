@@ -14,7 +14,8 @@ import (
 	"github.com/herdhq/herd/svcclient"
 )
 
-// maxBody bounds every request body; nothing the shop accepts comes near it.
+// maxBody bounds every request body (httpkit's BodyLimit answers a larger
+// one with its JSON 413); nothing the shop accepts comes near it.
 const maxBody = 1 << 20
 
 // apiError is an answer other than 2xx that a handler chose on purpose. Any
@@ -66,10 +67,9 @@ func handle(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFu
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		// Only a programming error gets here: every value written is a plain struct.
-		slog.Error("encoding a response", "err", err)
-		http.Error(w, `{"error":"Internal Server Error"}`, http.StatusInternalServerError)
-		return
+		// Only a programming error gets here (every value written is a plain
+		// struct): httpkit's Recover logs it with its stack and answers 500.
+		panic(fmt.Errorf("encoding a %T response: %w", v, err))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
@@ -87,11 +87,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.Status, errorBody{Error: http.StatusText(ae.Status), Reason: ae.Reason, Field: ae.Field, RequestID: id})
 }
 
-// decodeJSON reads exactly one JSON object of at most maxBody bytes into dst.
-// Unknown fields are refused so a typo ("emial") is a 400, not a silently
-// missing value.
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+// decodeJSON reads exactly one JSON object into dst. Unknown fields are
+// refused so a typo ("emial") is a 400, not a silently missing value. A
+// body over maxBody is httpkit's: its 413 replaces whatever this answers.
+func decodeJSON(r *http.Request, dst any) error {
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
@@ -108,13 +108,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 // jsonError turns a decoding failure into the 4xx that says what to fix.
 func jsonError(err error) error {
 	var (
-		tooBig    *http.MaxBytesError
 		syntax    *json.SyntaxError
 		wrongType *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &tooBig):
-		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return badRequest("", "the body is empty; expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

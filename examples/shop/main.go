@@ -4,7 +4,11 @@
 //
 //	shop users|products|orders|payments
 //
-// Each serves JSON on 127.0.0.1:$PORT and keeps its own data, in PostgreSQL
+// Each serves JSON on 127.0.0.1:$PORT (package worker: herd's socket in
+// shared_socket mode, a drain on SIGTERM) behind package httpkit's stack
+// (request id, access log, security headers, compression, ETags, the JSON
+// 413 and 500), serves package monitor's figures at GET /metrics to clients
+// on this machine, and keeps its own data, in PostgreSQL
 // when DATABASE_URL is set, else in SQLite at $SHOP_DATA/NAME.db (default
 // .herd/data). Tables are created and seeded at start (alice, bob and carol;
 // a keyboard, a mouse, a monitor and a cable), so a fresh checkout works.
@@ -50,6 +54,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -58,8 +63,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/herdhq/herd/dbrouter"
+	"github.com/herdhq/herd/httpkit"
+	"github.com/herdhq/herd/monitor"
 	"github.com/herdhq/herd/svcclient"
+	"github.com/herdhq/herd/worker"
 )
 
 // serviceDef is one of the four programs this binary can be.
@@ -127,8 +138,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 
+	// Until the server drains, the first SIGTERM or SIGINT cancels ctx:
+	// opening the databases is cut short, and worker.Serve drains.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	signalled := make(chan time.Time, 1)
+	context.AfterFunc(ctx, func() {
+		stop() // a second signal ends the process at once
+		signalled <- time.Now()
+	})
 	d := deps{peers: newPeers(getenv), secureCookies: env.secure}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -164,6 +182,19 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		d.store = st
 	}
 	cancel()
+
+	// The process's heap, RSS, CPU, GC and scheduler latency every 5 s, at
+	// /metrics (labelled with HERD_APP and HERD_INSTANCE); a threshold
+	// crossed is logged once per episode.
+	mon := monitor.New(monitor.Options{Thresholds: thresholds, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(mon)
+	d.metrics = reg
+	monCtx, stopMon := context.WithCancel(context.Background())
+	monDone := make(chan struct{})
+	go func() { defer close(monDone); mon.Run(monCtx) }()
+	defer func() { stopMon(); <-monDone }()
+
 	handler, closeSvc, err := newHandler(name, d)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -171,11 +202,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	defer closeSvc()
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -187,32 +213,35 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		IdleTimeout: 60 * time.Second,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// 127.0.0.1:$PORT, or herd's socket in shared_socket mode.
+	ln, err := worker.Listen()
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "storage", storage, "pid", os.Getpid())
-
-	select {
-	case err := <-served:
-		log.Error("serving failed", "err", err)
-		return 1
-	case <-ctx.Done():
-	}
-	stop() // a second signal ends the process at once
-
-	// herd has already taken the instance out of its pool; finish what is in
-	// flight and tell keep-alive clients not to send more on these connections.
-	begun := time.Now()
-	srv.SetKeepAlivesEnabled(false)
-	// As long as a request may take (WriteTimeout): cutting an order midway
-	// could leave a payment without its order. herd's kill_timeout is longer.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Error("stopped before in-flight requests finished", "err", err, "after", time.Since(begun).Round(time.Millisecond))
+	// Serve tells herd the instance is ready and, on the signal, drains:
+	// herd has already taken the instance out of its pool, and the requests
+	// in flight get as long as a request may take (WriteTimeout), since
+	// cutting an order midway could leave a payment without its order.
+	// herd's kill_timeout (herd.yaml) is longer.
+	if err := (worker.Options{Listener: ln, DrainTimeout: srv.WriteTimeout}).Serve(ctx, srv); err != nil {
+		log.Error("serving failed", "err", err) // or the drain was cut short: the error says which
 		return 1
 	}
-	log.Info("stopped", "drained_in", time.Since(begun).Round(time.Millisecond))
+	// nil: a signal came, which ctx caught too (its AfterFunc sends the time).
+	log.Info("stopped", "drained_in", time.Since(<-signalled).Round(time.Millisecond))
 	return 0
+}
+
+// thresholds are where the monitor starts an episode: the seed's CPU (80 %
+// of a core) and event-loop lag (100 ms, here the scheduler's p99), and a
+// heap and goroutine count far above what a shop service holds.
+var thresholds = monitor.Thresholds{
+	HeapBytes:    512 << 20,
+	CPUPercent:   80,
+	Goroutines:   10_000,
+	SchedLatency: 100 * time.Millisecond,
 }
 
 // newPeers is the client orders calls the other services with, through
@@ -238,6 +267,13 @@ func newPeers(getenv func(string) string) *svcclient.Client {
 // newHandler is the whole HTTP side of service name. The returned func
 // releases what the service started; call it after the server stopped.
 func newHandler(name string, d deps) (http.Handler, func(), error) {
+	// httpkit is outermost: request id (kept from herd's proxy, which sets
+	// one), access log, helmet's headers, gzip/zstd, weak ETags and 304s,
+	// the body limit's JSON 413 and a panic's JSON 500, for every answer.
+	kit, err := httpkit.New(httpkit.Options{Logger: slog.Default(), BodyLimit: httpkit.BodyLimitOptions{Limit: maxBody}})
+	if err != nil {
+		return nil, nil, err
+	}
 	svc, closeSvc, err := services[name].make(d)
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting the %s service: %w", name, err)
@@ -262,12 +298,31 @@ func newHandler(name string, d deps) (http.Handler, func(), error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": name})
 		return nil
 	}))
+	if d.metrics != nil {
+		mux.Handle("GET /metrics", localOnly(promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{DisableCompression: true})))
+	}
 	// dbrouter.Middleware gives each request a consistency-token holder:
 	// the token of the request's Herd-Consistency-Token header, plus what
 	// the handler writes through a dbrouter.Router; the answer carries it
 	// back, and svcclient sends it on with every call made under the
-	// request.
-	return svcclient.Middleware(dbrouter.Middleware(underOwnName(name, jsonMisses(name, mux)))), closeSvc, nil
+	// request (and with httpkit's request id).
+	return kit(svcclient.Middleware(dbrouter.Middleware(underOwnName(name, jsonMisses(name, mux))))), closeSvc, nil
+}
+
+// localOnly serves next to a client on this machine that called the
+// instance's own port, and refuses (403) a request from elsewhere or one
+// that came through a proxy: herd's gateway would otherwise answer
+// /NAME/metrics to anyone. herd's proxy always sets X-Forwarded-For.
+func localOnly(next http.Handler) http.Handler {
+	return handle(func(w http.ResponseWriter, r *http.Request) error {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Unmap().IsLoopback() || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" {
+			return errorf(http.StatusForbidden, "", "%s answers only on the instance's own port, from this machine and not through a proxy", r.URL.Path)
+		}
+		next.ServeHTTP(w, r)
+		return nil
+	})
 }
 
 // jsonMisses answers the requests mux has no handler for (404, or 405 with

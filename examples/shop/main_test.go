@@ -44,6 +44,11 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
+	// worker.Listen and the monitor's labels read the process's own
+	// environment, as under herd; run's getenv the rest.
+	t.Setenv("PORT", port)
+	t.Setenv("HERD_APP", "products")
+	t.Setenv("HERD_INSTANCE", "3")
 	env := map[string]string{"PORT": port, "SHOP_DATA": t.TempDir()}
 	var stderr syncBuffer
 	exited := make(chan int, 1)
@@ -72,6 +77,28 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	status, body := call(t, "GET", base+"/health", "")
 	if status != 200 || !strings.Contains(string(body), `"service":"products"`) {
 		t.Errorf("/health: %d %s", status, body)
+	}
+
+	// The service's monitor, at /metrics of its own port, and only there.
+	res, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`herd_monitor_heap_bytes{app="products",instance="3"}`,
+		`herd_monitor_goroutines{app="products",instance="3"}`,
+		`herd_monitor_rss_bytes{app="products",instance="3"}`,
+		`herd_monitor_sched_latency_p99_seconds{app="products",instance="3"}`,
+	} {
+		if res.StatusCode != 200 || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics: %d, lacks %s:\n%s", res.StatusCode, want, metrics)
+		}
+	}
+	// httpkit's stack answered it: a request id and helmet's headers.
+	if res.Header.Get("X-Request-Id") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("X-Frame-Options") == "" {
+		t.Errorf("/metrics headers %v; want httpkit's X-Request-Id, X-Content-Type-Options and X-Frame-Options", res.Header)
+	}
+	// As herd's gateway would pass /products/metrics on: refused.
+	res, refused := get(t, base+"/products/metrics", "X-Forwarded-For", "203.0.113.9")
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(refused, "not through a proxy") || strings.Contains(refused, "herd_monitor") {
+		t.Errorf("/metrics through a proxy: %d %s; want a JSON 403", res.StatusCode, refused)
 	}
 
 	// A request in flight: its body arrives in two parts, the second after
@@ -115,6 +142,29 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 			t.Errorf("log lacks %q: %s", want, stderr.String())
 		}
 	}
+}
+
+// get is a GET with header (name, value pairs) on a fresh connection; it
+// returns the answer and its whole body.
+func get(t *testing.T, url string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the answer: %v", url, err)
+	}
+	return res, string(body)
 }
 
 // syncBuffer is a bytes.Buffer the service's logger and the test may share.

@@ -119,7 +119,7 @@ func (s *ordersService) create(w http.ResponseWriter, r *http.Request) error {
 		UserID string        `json:"user_id"`
 		Items  []itemRequest `json:"items"`
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	if !validID(in.UserID) {

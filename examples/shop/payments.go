@@ -58,7 +58,7 @@ func (s *paymentsService) routes(mux *http.ServeMux) {
 // a timeout without charging twice.
 func (s *paymentsService) create(w http.ResponseWriter, r *http.Request) error {
 	var in paymentRequest
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	switch {

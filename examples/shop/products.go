@@ -151,7 +151,7 @@ func (s *productsService) create(w http.ResponseWriter, r *http.Request) error {
 		PriceCents int64  `json:"price_cents"`
 		Stock      int64  `json:"stock"`
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	name, err := validName(in.Name)
@@ -232,7 +232,7 @@ func (s *productsService) patch(w http.ResponseWriter, r *http.Request) error {
 		PriceCents *int64 `json:"price_cents"`
 		Stock      *int64 `json:"stock"`
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	if in.PriceCents == nil && in.Stock == nil {
@@ -310,7 +310,7 @@ func (s *productsService) reserve(w http.ResponseWriter, r *http.Request) error 
 		OrderID string        `json:"order_id"`
 		Items   []itemRequest `json:"items"`
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	if !validID(in.OrderID) {

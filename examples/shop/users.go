@@ -148,7 +148,7 @@ func (s *usersService) create(w http.ResponseWriter, r *http.Request) error {
 		Email    string `json:"email"`
 		Password string `json:"password"` // optional: without one, the user cannot log in
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	name, err := validName(in.Name)
@@ -226,7 +226,7 @@ func (s *usersService) login(w http.ResponseWriter, r *http.Request) error {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	if strings.TrimSpace(in.Email) == "" {
