@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,11 @@ import (
 // stops catching signals, so a second Ctrl-C ends the process at once.
 // It is Options{}.Serve.
 func Serve(ctx context.Context, srv *http.Server) error { return Options{}.Serve(ctx, srv) }
+
+// idleGrace is how long a draining server keeps idle keep-alive
+// connections open, answering Connection: close on them, before closing
+// them.
+const idleGrace = 300 * time.Millisecond
 
 // Options change what Serve does; the zero value is Serve's behaviour.
 type Options struct {
@@ -50,6 +56,19 @@ func (o Options) Serve(ctx context.Context, srv *http.Server) error {
 	}
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// While draining, every answer says Connection: close, so a client on
+	// a keep-alive connection sends its next request elsewhere.
+	var draining atomic.Bool
+	next := srv.Handler
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -68,8 +87,21 @@ func (o Options) Serve(ctx context.Context, srv *http.Server) error {
 	}
 	stop()
 
-	srv.SetKeepAlivesEnabled(false)
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
+	// Stop accepting (in shared_socket mode the other instances take the
+	// socket's queue), and close connections still idle only after a grace
+	// period: SetKeepAlivesEnabled(false) or Shutdown would close them at
+	// once, racing a client that is sending on one (it sees a reset, and
+	// may not resend a POST).
+	draining.Store(true)
+	ln.Close()
+	grace := min(idleGrace, bound/4)
+	t := time.NewTimer(grace)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound-grace)
 	defer cancel()
 	err := srv.Shutdown(dctx)
 	if err != nil {
