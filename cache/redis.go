@@ -109,13 +109,34 @@ func (c *Cache[V]) redisOK() {
 }
 
 // fetch gets key from Redis or, failing that, from the loader, under the
-// fleet's lease when Redis is there.
-// An expired value kept for StaleFor is a miss, and put in *stale.
+// fleet's lease when Redis is there. An expired value kept for StaleFor is a
+// miss, and put in *stale.
 func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co callOpts, stale *entry[V]) (entry[V], error) {
 	if !c.l2ok() {
 		return c.callLoader(ctx, key, load, co)
 	}
 	k := c.l2key(key)
+	e, st := c.l2get(ctx, k, stale)
+	switch st {
+	case l2Hit:
+		return e, nil
+	case l2Failed:
+		return c.callLoader(ctx, key, load, co)
+	}
+	return c.leased(ctx, key, k, load, co, stale)
+}
+
+type l2State int
+
+const (
+	l2Miss l2State = iota
+	l2Hit
+	l2Failed // Redis trouble, recorded: load without it
+)
+
+// l2get is one GET of the Redis key k. An expired value kept for StaleFor
+// is a miss, and put in *stale.
+func (c *Cache[V]) l2get(ctx context.Context, k string, stale *entry[V]) (entry[V], l2State) {
 	rctx, cancel := c.rctx(ctx)
 	b, err := c.rdb.Get(rctx, k).Bytes()
 	cancel()
@@ -126,7 +147,7 @@ func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co cal
 			c.m.decodeErrors.Add(1)
 		} else if e.exp == 0 || c.now() < e.exp {
 			c.m.hitL2.Add(1)
-			return e, nil
+			return e, l2Hit
 		} else {
 			*stale = e
 		}
@@ -134,10 +155,10 @@ func (c *Cache[V]) fetch(ctx context.Context, key string, load Loader[V], co cal
 		c.redisOK()
 	default:
 		c.redisErr(ctx, err)
-		return c.callLoader(ctx, key, load, co)
+		return entry[V]{}, l2Failed
 	}
 	c.m.missL2.Add(1)
-	return c.leased(ctx, key, k, load, co, stale)
+	return entry[V]{}, l2Miss
 }
 
 func (c *Cache[V]) leaseToken() string {
