@@ -168,3 +168,35 @@ func TestObserveRequestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// During a rolling reload a slot has two processes; /metrics must still
+// answer, with the slot's figures added up.
+func TestMetricsDuringAReloadOverlap(t *testing.T) {
+	status := func() []supervisor.AppStatus {
+		return []supervisor.AppStatus{{Name: "web", Instances: []supervisor.InstanceStatus{
+			{Index: 0, State: supervisor.Draining, Pid: 10, Inflight: 2, RSSBytes: 100},
+			{Index: 0, State: supervisor.Starting, Pid: 11, RSSBytes: 50},
+			{Index: 1, State: supervisor.Ready, Pid: 12},
+		}}}
+	}
+	h := Handler(Options{Status: status, Gatherer: NewMetrics(status).Registry,
+		Services: func() []registry.ServiceStatus { return nil }, Required: func() []string { return nil }})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("/metrics = %d: %s", rec.Code, body)
+	}
+	for _, want := range []string{
+		`herd_instance_state{app="web",instance="0",state="draining"} 1`,
+		`herd_instance_state{app="web",instance="0",state="starting"} 1`,
+		`herd_instance_state{app="web",instance="0",state="ready"} 0`,
+		`herd_instance_inflight_requests{app="web",instance="0"} 2`,
+		`herd_instance_resident_memory_bytes{app="web",instance="0"} 150`,
+		`herd_instance_state{app="web",instance="1",state="ready"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

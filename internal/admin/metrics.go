@@ -101,7 +101,7 @@ func (m *Metrics) addSeries(key seriesKey) *requestSeries {
 
 var (
 	descState = prometheus.NewDesc("herd_instance_state",
-		"1 for the state each instance is in.", []string{"app", "instance", "state"}, nil)
+		"Processes of each instance slot in each state: 1 for the slot's state (2 processes briefly during a reload).", []string{"app", "instance", "state"}, nil)
 	descRestarts = prometheus.NewDesc("herd_instance_restarts_total",
 		"Restarts of each instance slot since herd started.", []string{"app", "instance"}, nil)
 	descCPU = prometheus.NewDesc("herd_instance_cpu_ratio",
@@ -123,21 +123,41 @@ func (c instanceCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect reports per instance slot (app, index). During a rolling reload a
+// slot briefly has two processes, the new one starting and the old one
+// draining: their figures add up (state gauges then count processes), as
+// two series with the same labels would make the whole scrape fail.
 func (c instanceCollector) Collect(ch chan<- prometheus.Metric) {
+	type slot struct {
+		states           map[supervisor.State]int
+		restarts         int
+		cpu, rss, flight float64
+	}
 	for _, a := range c.status() {
+		var order []int
+		slots := map[int]*slot{}
 		for _, in := range a.Instances {
-			idx := strconv.Itoa(in.Index)
-			for _, s := range allStates {
-				v := 0.0
-				if in.State == s {
-					v = 1
-				}
-				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, a.Name, idx, string(s))
+			sl := slots[in.Index]
+			if sl == nil {
+				sl = &slot{states: map[supervisor.State]int{}}
+				slots[in.Index] = sl
+				order = append(order, in.Index)
 			}
-			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(in.Restarts), a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, in.CPUPercent/100, a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(in.RSSBytes), a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(in.Inflight), a.Name, idx)
+			sl.states[in.State]++
+			sl.restarts = max(sl.restarts, in.Restarts)
+			sl.cpu += in.CPUPercent / 100
+			sl.rss += float64(in.RSSBytes)
+			sl.flight += float64(in.Inflight)
+		}
+		for _, index := range order {
+			sl, idx := slots[index], strconv.Itoa(index)
+			for _, s := range allStates {
+				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, float64(sl.states[s]), a.Name, idx, string(s))
+			}
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(sl.restarts), a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, sl.cpu, a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, sl.rss, a.Name, idx)
+			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, sl.flight, a.Name, idx)
 		}
 	}
 }
