@@ -1,6 +1,7 @@
 package httpkit
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 )
@@ -15,7 +16,7 @@ type BodyLimitOptions struct {
 }
 
 // BodyLimit returns middleware that refuses a request body over Limit with
-// 413 and {"error":"request body too large","limit":N} (N in bytes). A
+// 413 and {"error":"request body too large","limit":N,"reason":...} (N in bytes). A
 // declared Content-Length over the limit is refused before the handler
 // runs; a chunked body is cut where it crosses the limit: the handler's
 // next Read fails with *http.MaxBytesError, and whatever the handler then
@@ -49,7 +50,8 @@ func BodyLimit(opts BodyLimitOptions) Middleware {
 
 func tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
 	w.Header().Set("Connection", "close")
-	writeJSON(w, r, http.StatusRequestEntityTooLarge, map[string]any{"error": "request body too large", "limit": limit})
+	writeJSON(w, r, http.StatusRequestEntityTooLarge, map[string]any{"error": "request body too large", "limit": limit,
+		"reason": fmt.Sprintf("the body is larger than the %d bytes this server takes; send a smaller one", limit)})
 }
 
 // limitReader is http.MaxBytesReader that remembers it was exceeded (the

@@ -70,5 +70,5 @@ func ExampleBodyLimit() {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader("more than ten bytes")))
 	fmt.Print(rec.Code, " ", rec.Body.String())
-	// Output: 413 {"error":"request body too large","limit":10}
+	// Output: 413 {"error":"request body too large","limit":10,"reason":"the body is larger than the 10 bytes this server takes; send a smaller one"}
 }

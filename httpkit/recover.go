@@ -55,7 +55,8 @@ func Recover(opts RecoverOptions) Middleware {
 				if rw.wrote {
 					panic(http.ErrAbortHandler)
 				}
-				writeJSON(w, r, http.StatusInternalServerError, map[string]any{"error": "internal server error"})
+				writeJSON(w, r, http.StatusInternalServerError, map[string]any{"error": "internal server error",
+					"reason": "the handler failed; the server's log has the details under this request id"})
 			}()
 			next.ServeHTTP(rw, r)
 		})
