@@ -111,7 +111,9 @@ type Options struct {
 	// now - delta*beta*ln(rand()) >= expiry, and returns the current value at
 	// once. The chance is e^(-(expiry-now)/(delta*beta)): nil far from the
 	// expiry, certain at it. 1 is the paper's choice; above 1 refreshes
-	// earlier. Default 0: off. See "Early refresh and stale values" in doc.go.
+	// earlier. The refresh calls the loader under the cache's own context
+	// (cancelled by Close), not the caller's, with the caller's Options.
+	// Default 0: off. See "Early refresh and stale values" in doc.go.
 	EarlyRefresh float64
 	// StaleFor keeps a value this long past its expiry, and a Get whose load
 	// fails within that time returns it with an error matching ErrStale (a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/herdhq/herd/cache"
 )
@@ -98,4 +99,23 @@ func ExampleCache_InvalidatePattern() {
 	o, _ := c.Get(ctx, "order:1", nil)
 	fmt.Println(errors.Is(err, cache.ErrNotFound), o)
 	// Output: true 3
+}
+
+// With StaleFor, an expired value is still returned when its load fails,
+// with an error that says so: test ErrStale before giving up.
+func ExampleStaleError() {
+	c, _ := cache.New[Product](cache.Options{LocalTTL: 10 * time.Millisecond, Jitter: -1, StaleFor: time.Minute})
+	defer c.Close()
+	ctx := context.Background()
+	c.Get(ctx, "1", func(context.Context, string) (Product, error) { return Product{ID: "1", Price: 10}, nil })
+	time.Sleep(20 * time.Millisecond) // the value expires
+	p, err := c.Get(ctx, "1", func(context.Context, string) (Product, error) {
+		return Product{}, errors.New("db: connection refused")
+	})
+	if err != nil && !errors.Is(err, cache.ErrStale) {
+		fmt.Println("failed:", err)
+		return
+	}
+	fmt.Println(p.Price, errors.Is(err, cache.ErrStale))
+	// Output: 10 true
 }

@@ -29,6 +29,23 @@ func seeded(seed uint64) func() float64 {
 	}
 }
 
+// firstBlocks is a loader of v whose first call blocks until release is
+// closed (inLoad is closed when it starts); every call is counted, and any
+// after the first returns at once, so an extra load shows as a count, not
+// as a hang.
+func firstBlocks(v string) (load Loader[string], loads *atomic.Int64, inLoad, release chan struct{}) {
+	loads = new(atomic.Int64)
+	inLoad, release = make(chan struct{}), make(chan struct{})
+	load = func(context.Context, string) (string, error) {
+		if loads.Add(1) == 1 {
+			close(inLoad)
+			<-release
+		}
+		return v, nil
+	}
+	return load, loads, inLoad, release
+}
+
 // always makes XFetch decide to refresh whenever delta*beta*690 reaches the
 // expiry (ln(1e-300) = -690.8).
 func always() float64 { return 1e-300 }
@@ -96,15 +113,7 @@ func TestEarlyRefreshOneLoadInBackground(t *testing.T) {
 		return "v1", nil
 	})
 	clk.advance(time.Minute - 2*time.Second) // LocalTTL is 1 min: 2 s before expiry
-	var loads atomic.Int64
-	inLoad, release := make(chan struct{}), make(chan struct{})
-	slow := func(context.Context, string) (string, error) {
-		if loads.Add(1) == 1 {
-			close(inLoad)
-		}
-		<-release
-		return "v2", nil
-	}
+	slow, loads, inLoad, release := firstBlocks("v2")
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
@@ -154,15 +163,7 @@ func TestEarlyRefreshFleetLease(t *testing.T) {
 		t.Fatalf("b.Get = %q; want v1 from Redis", v)
 	}
 	clk.advance(time.Minute - 2*time.Second)
-	var loads atomic.Int64
-	inLoad, release := make(chan struct{}), make(chan struct{})
-	slow := func(context.Context, string) (string, error) {
-		if loads.Add(1) == 1 { // the first blocks; any other is counted
-			close(inLoad)
-			<-release
-		}
-		return "v2", nil
-	}
+	slow, loads, inLoad, release := firstBlocks("v2")
 	if v, _ := a.Get(ctx, "k", slow); v != "v1" {
 		t.Fatalf("a.Get = %q; want v1 at once", v)
 	}
