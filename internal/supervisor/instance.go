@@ -383,6 +383,9 @@ func (in *instance) environ(port int) []string {
 		"PORT="+strconv.Itoa(port),
 		"HERD_APP="+in.app.Name,
 		"HERD_INSTANCE="+idx,
+		// How long the instance has between the stop signal and SIGKILL,
+		// so it can bound its own drain (package worker reads it).
+		"HERD_KILL_TIMEOUT="+time.Duration(in.app.KillTimeout).String(),
 		in.app.InstanceVar+"="+idx,
 		proc.MarkEnv+"="+filepath.Base(in.sup.runDir),
 	)

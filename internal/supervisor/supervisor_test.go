@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 		waitTerm()
 	case "env": // write the environment herd gave us, then act ready via notify
 		var sb strings.Builder
-		for _, k := range []string{"PORT", "HERD_INSTANCE", "HERD_APP", "WORKER_ID", "NODE_APP_INSTANCE", "GREETING", "GOMEMLIMIT"} {
+		for _, k := range []string{"PORT", "HERD_INSTANCE", "HERD_APP", "WORKER_ID", "NODE_APP_INSTANCE", "GREETING", "GOMEMLIMIT", "HERD_KILL_TIMEOUT"} {
 			fmt.Fprintf(&sb, "%s=%s\n", k, os.Getenv(k))
 		}
 		os.WriteFile(filepath.Join(os.Getenv("OUT_DIR"), "env-"+os.Getenv("HERD_INSTANCE")), []byte(sb.String()), 0o644)
@@ -259,7 +259,7 @@ func TestInstanceEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := fmt.Sprintf("PORT=%d\nHERD_INSTANCE=%d\nHERD_APP=web\nWORKER_ID=%d\nNODE_APP_INSTANCE=\nGREETING=hi\nGOMEMLIMIT=\n", st.Port, i, i)
+		want := fmt.Sprintf("PORT=%d\nHERD_INSTANCE=%d\nHERD_APP=web\nWORKER_ID=%d\nNODE_APP_INSTANCE=\nGREETING=hi\nGOMEMLIMIT=\nHERD_KILL_TIMEOUT=1s\n", st.Port, i, i)
 		if string(data) != want {
 			t.Errorf("instance %d env:\n%s\nwant:\n%s", i, data, want)
 		}
