@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // scanCount is SCAN's COUNT hint and the size of one UNLINK.
@@ -26,11 +27,12 @@ func (c *Cache[V]) InvalidatePattern(ctx context.Context, pattern string) (int, 
 			if err != nil {
 				return n, fmt.Errorf("cache: invalidate %q: scan: %w", pattern, err)
 			}
-			if len(keys) > 0 {
-				if err := c.rdb.Unlink(ctx, keys...).Err(); err != nil {
+			// SCAN's COUNT is a hint: a batch may hold a few more keys.
+			for batch := range slices.Chunk(keys, scanCount) {
+				if err := c.rdb.Unlink(ctx, batch...).Err(); err != nil {
 					return n, fmt.Errorf("cache: invalidate %q: unlink: %w", pattern, err)
 				}
-				n += len(keys)
+				n += len(batch)
 			}
 			if cursor = next; cursor == 0 {
 				break

@@ -283,7 +283,10 @@ func TestInvalidatePatternScanNotKeys(t *testing.T) {
 	}
 	pipe.Exec(ctx)
 	c.Set(ctx, "p:l1", "x")
-	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "50000") // 50 ms: the machine is shared; KEYS is caught by commandstats
+	// Log every command (a private Redis): each one's work must be bounded.
+	// Its duration is not the test's: the machine may be busy.
+	rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0")
+	rdb.ConfigSet(ctx, "slowlog-max-len", "100000")
 	rdb.SlowLogReset(ctx)
 	rdb.ConfigResetStat(ctx)
 
@@ -329,19 +332,35 @@ func TestInvalidatePatternScanNotKeys(t *testing.T) {
 			t.Fatalf("%s missing from commandstats:\n%s", cmd, info)
 		}
 	}
-	slow, _ := rdb.SlowLogGet(ctx, 10).Result()
-	for _, s := range slow {
-		if !slices.Contains([]string{"config", "slowlog"}, strings.ToLower(s.Args[0])) {
-			t.Errorf("slow command (%v) during invalidation: %v", s.Duration, s.Args)
+	// Every SCAN asks for at most 1,000 keys and every UNLINK removes at
+	// most 1,000: no command's work grows with the key space, so Redis
+	// answers others in between (KEYS would walk all 100,000 at once).
+	slow, _ := rdb.SlowLogGet(ctx, -1).Result()
+	scans, unlinks := 0, 0
+	for _, e := range slow {
+		switch strings.ToLower(e.Args[0]) {
+		case "scan":
+			scans++
+			i := slices.IndexFunc(e.Args, func(a string) bool { return strings.EqualFold(a, "count") })
+			if i < 0 || i+1 >= len(e.Args) {
+				t.Errorf("SCAN without COUNT: %v", e.Args)
+			} else if n, _ := strconv.Atoi(e.Args[i+1]); n > 1000 {
+				t.Errorf("SCAN COUNT %d: want at most 1000", n)
+			}
+		case "unlink":
+			unlinks++
+			if keys := slowlogArgs(e.Args) - 1; keys > 1000 {
+				t.Errorf("UNLINK of %d keys at once; want at most 1000", keys)
+			}
 		}
+	}
+	if scans < n/1000 || unlinks < n/1000 {
+		t.Errorf("%d SCANs and %d UNLINKs for %d keys; want batches of at most 1000", scans, unlinks, n)
 	}
 	if left, _ := rdb.DBSize(ctx).Result(); left != 100 {
 		t.Fatalf("keys left: got %d; want the 100 that did not match", left)
 	}
-	if w := time.Duration(worst.Load()); w > 200*time.Millisecond {
-		t.Fatalf("worst PING during invalidation: %v; want Redis responsive", w)
-	}
-	t.Logf("100,000 keys in %v, worst PING %v", took, time.Duration(worst.Load()))
+	t.Logf("100,000 keys in %v (%d SCANs, %d UNLINKs), worst PING %v", took, scans, unlinks, time.Duration(worst.Load()))
 }
 
 func TestInvalidateAllGeneration(t *testing.T) {
@@ -548,4 +567,17 @@ func TestStampedeAcrossProcesses(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("loader calls across %d processes x %d goroutines: got %d; want 1", procs, per, calls)
 	}
+}
+
+// slowlogArgs counts a SLOWLOG entry's arguments: Redis lists the first 31
+// and then "... (N more arguments)".
+func slowlogArgs(args []string) int {
+	n := len(args)
+	if n > 0 {
+		var more int
+		if _, err := fmt.Sscanf(args[n-1], "... (%d more arguments)", &more); err == nil {
+			return n - 1 + more
+		}
+	}
+	return n
 }
