@@ -63,6 +63,9 @@ type Options struct {
 	Context context.Context
 	// SampleEvery is the charts' interval; zero means one second.
 	SampleEvery time.Duration
+	// Go starts the handler's background goroutine (the sampler), so its
+	// owner can wait for it (a sync.WaitGroup's Go). Nil: a plain go.
+	Go func(func())
 }
 
 // Handler returns the admin http.Handler.
@@ -95,7 +98,11 @@ func Handler(opts Options) http.Handler {
 	if opts.Context != nil {
 		// The sampler's way out is Context: it returns when herd stops.
 		d.sampling = true
-		go d.hist.run(opts.Context.Done(), d.interval)
+		start := opts.Go
+		if start == nil {
+			start = func(f func()) { go f() }
+		}
+		start(func() { d.hist.run(opts.Context.Done(), d.interval) })
 	}
 	return jsonErrors(mux)
 }

@@ -92,11 +92,14 @@ type node struct {
 	front     *frontend
 	reg       *registry.Registry
 
-	public   server       // the fast path, or publicSrv alone
+	public   server // the fast path, or publicSrv alone
+	internal server // the same routes, for the instances, on bound.internal
+
 	https    *http.Server // nil without tls:
 	adminSrv *http.Server
 
-	closers []func() // run by close, last first
+	closers    []func()       // run by close, last first
+	background sync.WaitGroup // goroutines parts start on their own (the dashboard's sampler); they end with ctx
 }
 
 // assemble makes every part of the node; on an error it releases what it
@@ -135,7 +138,7 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	n.closers = append(n.closers, n.instances.close)
 	n.sup = supervisor.New(cfg, n.instances.hooks(), n.log, n.logs.Writer)
 	n.sup.Listeners = b.shared
-	n.sup.Env = herdEnv(cfg, b.public.Addr(), b.admin.Addr())
+	n.sup.Env = herdEnv(cfg, b.internal.Addr(), b.admin.Addr())
 	n.status = func() []supervisor.AppStatus { return n.instances.withInflight(n.sup.Status()) }
 	metrics := admin.NewMetrics(n.status)
 	n.mgr = &manager{cfgPath: cfg.File, env: opts.Env, sup: n.sup, status: n.status, log: n.log}
@@ -174,7 +177,7 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	}
 	n.adminSrv = &http.Server{Handler: admin.Handler(admin.Options{
 		Status: n.status, Gatherer: metrics.Registry, Services: services, Required: required, Registry: n.reg,
-		Token: cfg.AdminAuth.Token, Actions: n.mgr, Logs: n.logs, Requests: metrics, Context: ctx,
+		Token: cfg.AdminAuth.Token, Actions: n.mgr, Logs: n.logs, Requests: metrics, Context: ctx, Go: n.background.Go,
 	}), ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout), ErrorLog: errorLog}
 	if b.tls != nil {
 		if n.https, err = tlsServer(cfg, n.front, errorLog); err != nil {
@@ -189,6 +192,17 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	n.public = publicSrv
 	if *cfg.Server.FastPath && !cfg.TLS.RedirectHTTP {
 		n.public = &proxy.Server{Handler: n.front.current.Load, Fallback: publicSrv}
+	}
+	internalSrv := &http.Server{
+		Handler:           n.front, // never the HTTPS redirect: instances speak plain HTTP to herd
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		ErrorLog:          errorLog,
+	}
+	n.internal = internalSrv
+	if *cfg.Server.FastPath {
+		n.internal = &proxy.Server{Handler: n.front.current.Load, Fallback: internalSrv}
 	}
 	return n, nil
 }
@@ -220,6 +234,7 @@ func (n *node) serve(ctx context.Context) error {
 		}
 	}
 	wg.Go(func() { serve(n.public, b.public) })
+	wg.Go(func() { serve(n.internal, b.internal) })
 	wg.Go(func() { serve(n.adminSrv, b.admin) })
 	if n.https != nil {
 		// ServeTLS sets up HTTP/2 unless TLSNextProto turned it off.
@@ -235,7 +250,9 @@ func (n *node) serve(ctx context.Context) error {
 			serveErr <- err
 		}
 	})
-	runCtx, stopApps := context.WithCancel(ctx)
+	// Not ctx's child: the instances stop only once the public requests
+	// in flight are done (see the stop below).
+	runCtx, stopApps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopApps()
 	supDone := make(chan struct{})
 	wg.Go(func() {
@@ -262,9 +279,11 @@ func (n *node) serve(ctx context.Context) error {
 	// Other nodes stop routing here before the instances drain.
 	stopRegistry()
 	<-regDone
-	stopApps()
-	// The public listeners stop accepting while instances drain; requests
-	// already in flight finish, bounded by the longest drain_timeout.
+	// The public listeners stop accepting, and the requests in flight
+	// finish (bounded by the longest drain_timeout) while every instance
+	// still serves, so one that calls another service on the way (through
+	// the internal listener) is answered. Then the instances drain and
+	// stop, and the internal listener closes last.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), longestDrain(cfg)+time.Second)
 	defer cancel()
 	var shutdown sync.WaitGroup
@@ -279,10 +298,17 @@ func (n *node) serve(ctx context.Context) error {
 		n.public.Close()
 	}
 	shutdown.Wait()
+	stopApps()
 	<-supDone
+	internalCtx, cancelInternal := context.WithTimeout(context.Background(), time.Second)
+	defer cancelInternal()
+	if err := n.internal.Shutdown(internalCtx); err != nil {
+		n.internal.Close()
+	}
 	_ = n.adminSrv.Close()
 	stopControl()
 	wg.Wait()
+	n.background.Wait()
 	log.Info("herd stopped")
 	return runErr
 }

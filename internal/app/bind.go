@@ -14,10 +14,15 @@ import (
 // running.
 type bound struct {
 	public, admin net.Listener
-	tls           net.Listener        // nil without tls:
-	shared        map[string]*os.File // shared_socket apps' sockets, by app, for their instances to inherit
-	control       net.Listener
-	socket        string // the control socket's path, removed on close
+	// internal is a loopback listener only herd's instances are told of
+	// (HERD_URL, HERD_GATEWAY_URL): it serves the same routes as public
+	// but stays open until the instances have stopped, so that a request
+	// in flight during herd's stop can still call other services.
+	internal net.Listener
+	tls      net.Listener        // nil without tls:
+	shared   map[string]*os.File // shared_socket apps' sockets, by app, for their instances to inherit
+	control  net.Listener
+	socket   string // the control socket's path, removed on close
 }
 
 // bind binds every address of cfg.Listeners() through config.Bind (as
@@ -29,6 +34,14 @@ func bind(cfg *config.Config, socket string) (*bound, error) {
 		return nil, problems
 	}
 	b := &bound{public: lns["listen"], admin: lns["admin"], tls: lns["tls.listen"], shared: map[string]*os.File{}}
+	internal, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, fmt.Errorf("binding the instances' loopback listener: %w", err)
+	}
+	b.internal = internal
 	for _, a := range cfg.Apps {
 		key := "apps." + a.Name + ".listen"
 		l := lns[key]
@@ -66,7 +79,7 @@ func bind(cfg *config.Config, socket string) (*bound, error) {
 // close closes every socket still open (the servers close theirs too; a
 // second Close does nothing) and removes the control socket.
 func (b *bound) close() {
-	for _, l := range []net.Listener{b.public, b.admin, b.tls, b.control} {
+	for _, l := range []net.Listener{b.public, b.admin, b.internal, b.tls, b.control} {
 		if l != nil {
 			l.Close()
 		}

@@ -242,3 +242,48 @@ routes:
 		t.Fatalf("exit code %d; want 0", code)
 	}
 }
+
+// A request in flight when herd stops, whose instance calls herd back on
+// the way (a service calling another through the gateway), is answered:
+// the instances keep their listener to herd until they have drained.
+func TestStopAnswersNestedCallsInFlight(t *testing.T) {
+	h := startHerd(t, `
+apps:
+  web:
+    command: TESTAPP
+    instances: 2
+routes:
+  - path: /
+    to: web
+`)
+	c := newRawClient(h.public)
+	defer c.close()
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body, err := c.do("GET", "/nested?ms=800", "")
+		done <- answer{code, string(body), err}
+	}()
+	waitFor(t, 5*time.Second, "the request to be in flight", func() bool {
+		for _, in := range h.status()["web"] {
+			if in.Inflight > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || a.code != 200 || a.body != "nested 200\n" {
+		t.Errorf("request in flight during the stop = %d %q %v; want 200 with its nested call answered 200", a.code, a.body, a.err)
+	}
+	if code := h.waitExit(20 * time.Second); code != 0 {
+		t.Errorf("herd exited %d; want 0", code)
+	}
+}

@@ -222,6 +222,7 @@ type instanceStatus struct {
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
+	Inflight int64  `json:"inflight"`
 }
 
 type appStatus struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,8 +56,15 @@ routes:
 	if code != 503 || !strings.Contains(string(body), `"failing": [`) || !strings.Contains(string(body), "no ready instance of: billing") {
 		t.Fatalf("/health before billing registers = %d %s; want 503 naming billing", code, body)
 	}
-	if code, body := get(t, "http://"+h.public+"/api/users/env?name=HERD_GATEWAY_URL"); code != 200 || string(body) != "http://"+h.public+"/api" {
-		t.Errorf("an instance's HERD_GATEWAY_URL = %d %q; want http://%s/api", code, body, h.public)
+	// Instances reach the gateway on herd's internal loopback listener,
+	// which serves the same routes as the public one.
+	code, body = get(t, "http://"+h.public+"/api/users/env?name=HERD_GATEWAY_URL")
+	gateway := string(body)
+	if code != 200 || !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/api$`).MatchString(gateway) {
+		t.Fatalf("an instance's HERD_GATEWAY_URL = %d %q; want http://127.0.0.1:PORT/api", code, body)
+	}
+	if code, body := get(t, gateway+"/users/env?name=HERD_APP"); code != 200 || string(body) != "users" {
+		t.Errorf("GET %s/users/env = %d %q; want the users service through the instances' listener", gateway, code, body)
 	}
 
 	code, reply := sendJSON(t, "POST", adminURL+"/services", fmt.Sprintf(`{"name": "billing", "url": "http://%s", "ttl": "2s"}`, billing), nil)

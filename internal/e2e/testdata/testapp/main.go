@@ -90,6 +90,21 @@ func main() {
 		work.Unlock()
 		writeJSON(w, who())
 	})
+	// /nested waits ms, then calls herd back at $HERD_URL (as a service
+	// calls another through herd's gateway) and answers that call's status.
+	mux.HandleFunc("GET /nested", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		res, err := http.Get(os.Getenv("HERD_URL") + "/health")
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "nested call: %v\n", err)
+			return
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		fmt.Fprintf(w, "nested %d\n", res.StatusCode)
+	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
 	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
 		h := map[string]string{"Host": r.Host}
