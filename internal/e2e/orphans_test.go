@@ -141,22 +141,32 @@ func TestSweepKillsWhatAKilledHerdLeft(t *testing.T) {
 	testenv.Tool(t, shape.tool)
 	for _, mode := range orphanModes {
 		t.Run(mode.name, func(t *testing.T) {
-			h, pids := startShape(t, shape, mode.env)
-			shims := childrenOf(t, h.cmd.Process.Pid)
-			if len(shims) != 1 {
-				t.Fatalf("herd's children: %v; want one shim", shims)
-			}
-			// Stopped, the shim cannot act on herd's death before it dies.
-			syscall.Kill(shims[0], syscall.SIGSTOP)
-			h.cmd.Process.Signal(syscall.SIGKILL)
-			h.waitExit(10 * time.Second)
-			syscall.Kill(shims[0], syscall.SIGKILL)
-			waitFor(t, 10*time.Second, "the shim to be gone", func() bool { return !alive(shims[0]) })
-			// The app itself dies with the shim (Pdeathsig); the daemon
-			// does not.
-			daemon := pids[1]
-			if !alive(daemon) {
-				t.Fatalf("daemon %d died without a sweep: the test does not test the sweep", daemon)
+			// Another herd starting on this machine (tests of other
+			// packages run side by side) sweeps dead runs too, and may kill
+			// the daemon before this test's own herd starts: try again then.
+			var daemon int
+			for attempt := 1; ; attempt++ {
+				h, pids := startShape(t, shape, mode.env)
+				shims := childrenOf(t, h.cmd.Process.Pid)
+				if len(shims) != 1 {
+					t.Fatalf("herd's children: %v; want one shim", shims)
+				}
+				// Stopped, the shim cannot act on herd's death before it dies.
+				syscall.Kill(shims[0], syscall.SIGSTOP)
+				h.cmd.Process.Signal(syscall.SIGKILL)
+				h.waitExit(10 * time.Second)
+				syscall.Kill(shims[0], syscall.SIGKILL)
+				waitFor(t, 10*time.Second, "the shim to be gone", func() bool { return !alive(shims[0]) })
+				// The app itself dies with the shim (Pdeathsig); the daemon
+				// does not.
+				daemon = pids[1]
+				if alive(daemon) {
+					break
+				}
+				if attempt == 3 {
+					t.Fatalf("daemon %d died without this test's sweep, 3 times: the test does not test the sweep", daemon)
+				}
+				t.Logf("daemon %d was gone before the sweep (another herd's?); again", daemon)
 			}
 			next := startHerdEnv(t, "apps:\n  other:\n    command: sleep 300\n    ready: none\n    min_uptime: 100ms\n", mode.env)
 			waitGone(t, []int{daemon})
