@@ -83,6 +83,9 @@ func (c *Cache[V]) l2ok() bool {
 }
 
 func (c *Cache[V]) rctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.o.RedisTimeout < 0 {
+		return ctx, func() {} // the client's own timeouts and ctx bound it
+	}
 	return context.WithTimeout(ctx, c.o.RedisTimeout)
 }
 

@@ -581,3 +581,52 @@ func slowlogArgs(args []string) int {
 	}
 	return n
 }
+
+// With RedisTimeout < 0 the cache sets no timer of its own: the client's
+// ReadTimeout bounds a stalled Redis, and the read still succeeds from the
+// loader.
+func TestNoOwnRedisTimeoutUsesTheClients(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, ReadTimeout: 150 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	c := newRedisCache[string](t, Options{Name: "nt", Redis: rdb, RedisTimeout: -1, LocalTTL: -1})
+	ctx := context.Background()
+	if ctx2, cancel := c.rctx(ctx); ctx2 != ctx {
+		t.Error("rctx made a context of its own with RedisTimeout < 0")
+	} else {
+		cancel()
+	}
+	load, n := counting("v1", nil)
+	if v, err := c.Get(ctx, "k", load); err != nil || v != "v1" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	if v, err := c.Get(ctx, "k", load); err != nil || v != "v1" || n.Load() != 1 {
+		t.Fatalf("second Get = %q, %v after %d loads; want an L2 hit", v, err, n.Load())
+	}
+	// Redis stalls (every client paused 3 s): the client's 150 ms read
+	// timeout ends the GET (a Redis error, counted), and the read is
+	// answered by the loader.
+	stall := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer stall.Close()
+	if err := stall.Do(ctx, "CLIENT", "PAUSE", "3000", "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	paused := time.Now()
+	defer stall.Do(context.Background(), "CLIENT", "UNPAUSE")
+	probe := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, ReadTimeout: 20 * time.Millisecond})
+	defer probe.Close()
+	if probe.Ping(ctx).Err() == nil {
+		t.Fatal("Redis answered a PING while paused")
+	}
+	before := c.Stats().RedisErrors
+	v, err := c.Get(ctx, "k2", load)
+	if err != nil || v != "v1" {
+		t.Fatalf("Get while Redis stalls = %q, %v; want the loader's value", v, err)
+	}
+	if time.Since(paused) >= 3*time.Second {
+		t.Fatal("the Get outlasted the pause; the client's timeout was not what bounded it")
+	}
+	if c.Stats().RedisErrors == before {
+		t.Error("no Redis error counted: the GET did not time out")
+	}
+}
