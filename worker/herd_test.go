@@ -29,9 +29,6 @@ var (
 // binaries builds cmd/herd and testdata/app once per test binary.
 func binaries(t *testing.T) (herd, app string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds herd and runs it: not in -short")
-	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "worker-test-")
 		if buildErr != nil {
