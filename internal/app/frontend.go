@@ -39,11 +39,12 @@ type frontend struct {
 
 	mu        sync.Mutex // one load at a time
 	pools     map[string]*balance.Pool
-	upstreams map[string]*config.Upstream   // as the pools were built
-	checks    map[string]context.CancelFunc // active health checks, by upstream
-	resolving map[string]context.CancelFunc // DNS followers (resolve:), by upstream
-	checking  sync.WaitGroup                // both
-	current   atomic.Pointer[proxy.Handler]
+	upstreams map[string]*config.Upstream // as the pools were built
+	// upstreamWork stops an upstream's active health checks and DNS
+	// follower, by upstream; upstreamWorkers waits for them.
+	upstreamWork    map[string]context.CancelFunc
+	upstreamWorkers sync.WaitGroup
+	current         atomic.Pointer[proxy.Handler]
 
 	// directory gives gateway routes the registered services.
 	directory proxy.Directory
@@ -134,19 +135,16 @@ func (f *frontend) localPools() (apps, upstreams map[string]*balance.Pool) {
 // closes the Redis clients.
 func (f *frontend) close() {
 	f.mu.Lock()
-	for _, cancel := range f.checks {
+	for _, cancel := range f.upstreamWork {
 		cancel()
 	}
-	for _, cancel := range f.resolving {
-		cancel()
-	}
-	f.checks, f.resolving = nil, nil
+	f.upstreamWork = nil
 	for _, c := range f.redis {
 		c.Close()
 	}
 	f.redis = nil
 	f.mu.Unlock()
-	f.checking.Wait()
+	f.upstreamWorkers.Wait()
 }
 
 func (f *frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -224,42 +222,31 @@ func (f *frontend) load(cfg *config.Config) error {
 		}
 	}
 	f.required.Store(&required)
-	// Health checks follow the pools: stop those of pools gone or rebuilt,
-	// start those of new pools.
-	if f.checks == nil {
-		f.checks = map[string]context.CancelFunc{}
+	// An upstream's background work (active health checks, DNS
+	// following) follows its pool: stopped with a pool gone or rebuilt
+	// (a changed health: or resolve: rebuilds it), started with a new one.
+	if f.upstreamWork == nil {
+		f.upstreamWork = map[string]context.CancelFunc{}
 	}
-	for name, cancel := range f.checks {
+	for name, cancel := range f.upstreamWork {
 		if upstreams[name] == nil || fresh[name] {
 			cancel()
-			delete(f.checks, name)
+			delete(f.upstreamWork, name)
 		}
 	}
 	for _, u := range cfg.Upstreams {
-		if hc := u.Health; hc.Path != "" && f.checks[u.Name] == nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			f.checks[u.Name] = cancel
-			pool := pools[u.Name]
-			check := healthCheck(hc)
-			f.checking.Go(func() { health.Run(ctx, pool, check, f.log) })
+		if f.upstreamWork[u.Name] != nil || (u.Health.Path == "" && u.Resolve == nil) {
+			continue
 		}
-	}
-	// DNS followers follow the pools too.
-	if f.resolving == nil {
-		f.resolving = map[string]context.CancelFunc{}
-	}
-	for name, cancel := range f.resolving {
-		if u := upstreams[name]; u == nil || u.Resolve == nil || fresh[name] {
-			cancel()
-			delete(f.resolving, name)
+		ctx, cancel := context.WithCancel(context.Background())
+		f.upstreamWork[u.Name] = cancel
+		pool := pools[u.Name]
+		if u.Health.Path != "" {
+			check := healthCheck(u.Health)
+			f.upstreamWorkers.Go(func() { health.Run(ctx, pool, check, f.log) })
 		}
-	}
-	for _, u := range cfg.Upstreams {
-		if u.Resolve != nil && f.resolving[u.Name] == nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			f.resolving[u.Name] = cancel
-			pool := pools[u.Name]
-			f.checking.Go(func() { followDNS(ctx, u, pool, f.log) })
+		if u.Resolve != nil {
+			f.upstreamWorkers.Go(func() { followDNS(ctx, u, pool, f.log) })
 		}
 	}
 	f.pools, f.upstreams = pools, upstreams

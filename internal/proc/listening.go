@@ -51,25 +51,14 @@ func ListeningAddrs(pgid int) ([]string, error) {
 
 // groupMembers lists the live processes of process group pgid.
 func groupMembers(pgid int) ([]int, error) {
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	table, err := processTable()
 	if err != nil {
-		return nil, fmt.Errorf("proc: listing processes: %w", err)
+		return nil, err
 	}
 	var pids []int
-	for _, f := range stats {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		// After ')': the state, the parent, the process group.
-		fields := bytes.Fields(data[i+1:])
-		if len(fields) > 2 && string(fields[2]) == strconv.Itoa(pgid) && string(fields[0]) != "Z" {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-			pids = append(pids, pid)
+	for _, e := range table {
+		if e.pgid == pgid && !e.zombie {
+			pids = append(pids, e.pid)
 		}
 	}
 	return pids, nil
