@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,20 +269,39 @@ func TestSamplerReal(t *testing.T) {
 	})
 	t.Run("scheduler latency", func(t *testing.T) {
 		// Four goroutines spinning on one P wait their turn for the 10 ms
-		// preemption slice of the others.
+		// preemption slice of the others. The runtime tracks one transition
+		// in eight, so the spinners go on until each has been switched out
+		// (a gap of 5 ms or more between two of its clock reads) 25 times;
+		// a wall-clock deadline alone is eaten by a busy machine.
 		prev := runtime.GOMAXPROCS(1)
 		defer runtime.GOMAXPROCS(prev)
 		s.read(time.Now())
+		const spinners, switchesEach = 4, 25
+		var done atomic.Int32
 		var wg sync.WaitGroup
-		deadline := time.Now().Add(300 * time.Millisecond)
-		for range 4 {
+		giveUp := time.Now().Add(20 * time.Second)
+		for range spinners {
 			wg.Go(func() {
-				for time.Now().Before(deadline) {
+				switches, last := 0, time.Now()
+				for {
+					now := time.Now()
+					if now.Sub(last) >= 5*time.Millisecond {
+						if switches++; switches == switchesEach {
+							done.Add(1)
+						}
+					}
+					last = now
+					if done.Load() == spinners || now.After(giveUp) {
+						return
+					}
 				}
 			})
 		}
 		wg.Wait()
 		got := s.read(time.Now())
+		if done.Load() != spinners {
+			t.Fatalf("only %d of %d spinners were switched out %d times in 20 s", done.Load(), spinners, switchesEach)
+		}
 		if got.SchedLatencyP99 < 5*time.Millisecond {
 			t.Errorf("scheduler latency p99 %s with 4 spinners on 1 P; want 5 ms or more", got.SchedLatencyP99)
 		}
