@@ -96,6 +96,7 @@ func (s *Server) applyDefaults() {
 	setDefault(&s.IdleTimeout, 75*time.Second)
 	s.MaxHeaderBytes = cmp.Or(s.MaxHeaderBytes, 64<<10)
 	setDefaultOn(&s.FastPath)
+	setDefaultOn(&s.MergeSlashes)
 }
 
 // applyDefaults fills an app; written reports whether one of its keys was

@@ -280,6 +280,10 @@ type Server struct {
 	// FastPath serves plain HTTP/1.1 proxying on listen: without net/http
 	// (see proxy.Server). Default true; false serves everything by net/http.
 	FastPath *bool `yaml:"fast_path" json:"fast_path"`
+	// MergeSlashes merges runs of slashes in a request path ("//admin" is
+	// "/admin") before routing and forwarding, as NGINX's merge_slashes.
+	// Default true; false keeps them (dot segments are removed either way).
+	MergeSlashes *bool `yaml:"merge_slashes" json:"merge_slashes"`
 }
 
 // Compress configures response compression (klauspost/compress gzhttp).
