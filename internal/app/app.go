@@ -139,7 +139,7 @@ func assemble(ctx context.Context, cfg *config.Config, opts Options, b *bound) (
 	n.sup = supervisor.New(cfg, n.instances.hooks(), n.log, n.logs.Writer)
 	n.sup.Listeners = b.shared
 	n.sup.Env = herdEnv(cfg, b.internal.Addr(), b.admin.Addr())
-	n.status = func() []supervisor.AppStatus { return n.instances.withInflight(n.sup.Status()) }
+	n.status = func() []supervisor.AppStatus { return n.instances.withProxyFigures(n.sup.Status()) }
 	metrics := admin.NewMetrics(n.status)
 	n.mgr = &manager{cfgPath: cfg.File, env: opts.Env, sup: n.sup, status: n.status, log: n.log}
 	n.mgr.onReloadAll = func(c *config.Config) error { return n.front.load(c) }

@@ -31,6 +31,13 @@ type instances struct {
 	mu      sync.Mutex
 	byID    map[uint64]*balance.Backend // supervisor instance id → backend
 	weights map[string]int              // per app
+	stats   map[slotKey]*balance.Stats  // per slot, kept across restarts so counters only grow
+}
+
+// slotKey names an instance slot: its app and index.
+type slotKey struct {
+	app   string
+	index int
 }
 
 // newInstances makes a pool for every app that serves (workers get none, so
@@ -40,6 +47,7 @@ func newInstances(cfg *config.Config, shared map[string]*os.File) (*instances, e
 	s := &instances{
 		pools: map[string]*balance.Pool{}, guards: map[string]*sharedGuard{},
 		byID: map[uint64]*balance.Backend{}, weights: map[string]int{},
+		stats: map[slotKey]*balance.Stats{},
 	}
 	for _, a := range cfg.Apps {
 		if f := shared[a.Name]; f != nil {
@@ -97,12 +105,18 @@ func (s *instances) gone(in supervisor.Instance) {
 	}
 }
 
-// withInflight fills in each instance's requests in flight, from its backend.
-func (s *instances) withInflight(apps []supervisor.AppStatus) []supervisor.AppStatus {
+// withProxyFigures fills in what only the balancer knows of each instance:
+// its requests in flight and its slot's response counters.
+func (s *instances) withProxyFigures(apps []supervisor.AppStatus) []supervisor.AppStatus {
 	for i := range apps {
 		for j := range apps[i].Instances {
-			if b := s.get(apps[i].Instances[j].ID); b != nil {
-				apps[i].Instances[j].Inflight = b.Inflight()
+			in := &apps[i].Instances[j]
+			if b := s.get(in.ID); b != nil {
+				in.Inflight = b.Inflight()
+				if b.Stats != nil {
+					snap := b.Stats.Snapshot()
+					in.Requests = &snap
+				}
 			}
 		}
 	}
@@ -128,7 +142,12 @@ func (s *instances) close() {
 func (s *instances) add(in supervisor.Instance) *balance.Backend {
 	// The ID names the slot, so hashing and sticky cookies survive restarts.
 	b := &balance.Backend{Addr: in.Addr, App: in.App, Index: in.Index, ID: in.App + "/" + strconv.Itoa(in.Index), Weight: s.weights[in.App]}
+	key := slotKey{in.App, in.Index}
 	s.mu.Lock()
+	if s.stats[key] == nil {
+		s.stats[key] = &balance.Stats{}
+	}
+	b.Stats = s.stats[key]
 	s.byID[in.ID] = b
 	s.mu.Unlock()
 	return b

@@ -27,6 +27,9 @@ type Backend struct {
 	Backup bool
 	// MaxConns bounds requests in flight; 0 is no bound.
 	MaxConns int64
+	// Stats, if not nil, counts the responses of the instance slot; the
+	// proxy bumps it once per attempt. nil counts nothing.
+	Stats *Stats
 
 	inflight  atomic.Int64
 	draining  atomic.Bool

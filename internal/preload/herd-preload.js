@@ -1,5 +1,13 @@
-// herd's Node.js preload for mode: shared_socket (loaded with --require
-// through NODE_OPTIONS). It lets an unmodified app share herd's socket:
+// herd's Node.js preload, loaded with --require through NODE_OPTIONS.
+//
+// In every mode, when herd asks for it (HERD_LAG_IPC=1), it measures the
+// app's event-loop delay with perf_hooks.monitorEventLoopDelay and reports
+// it to herd about once a second on the IPC channel herd opened:
+// {"herd":"lag","p50":..,"p99":..,"max":..} in milliseconds. Its timer is
+// unref'd and it never listens for messages, so it keeps no app alive and
+// an app's own process.on('message') sees nothing of it.
+//
+// In mode: shared_socket it also lets an unmodified app share herd's socket:
 //
 // - the first server.listen() on $PORT listens on the socket herd passed as
 //   fd 3 (LISTEN_FDS=1, LISTEN_PID=this process, systemd's protocol), so
@@ -19,6 +27,23 @@ const port = String(process.env.PORT || '');
 delete process.env.LISTEN_FDS;
 delete process.env.LISTEN_PID;
 delete process.env.LISTEN_FDNAMES;
+
+if (process.env.HERD_LAG_IPC === '1' && typeof process.send === 'function') {
+  delete process.env.HERD_LAG_IPC;
+  const { monitorEventLoopDelay } = require('perf_hooks');
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  const ms = (ns) => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
+  const report = setInterval(() => {
+    if (!process.connected) return;
+    const msg = { herd: 'lag', p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) };
+    delay.reset();
+    // With a callback a closed channel is an error passed to it, not an
+    // 'error' event that would crash an app with no handler.
+    process.send(msg, () => {});
+  }, 1000);
+  report.unref();
+}
 
 function wantedPort(args) {
   const a = args[0];

@@ -22,7 +22,7 @@ func TestParseStat(t *testing.T) {
 		{
 			name: "name with spaces and parens",
 			line: "42 (my (odd) app) S 1 42 42 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 3 0 1000 123456789 300 18446744073709551615",
-			want: Usage{CPU: 2 * time.Second, RSS: 300 * pageSize},
+			want: Usage{CPU: 2 * time.Second, RSS: 300 * pageSize, Threads: 3},
 		},
 		{name: "truncated", line: "42 (x) S 1 2 3", wantErr: true},
 		{name: "no parens", line: "garbage", wantErr: true},
@@ -144,4 +144,23 @@ func liveMembers(t *testing.T, pgid int) int {
 		}
 	}
 	return n
+}
+
+func TestCountFDsSeesANewFile(t *testing.T) {
+	before, err := CountFDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	after, err := CountFDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before+1 {
+		t.Errorf("CountFDs = %d after opening a file; want %d", after, before+1)
+	}
 }

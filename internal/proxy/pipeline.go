@@ -162,7 +162,13 @@ func (rt *route) forward(ctx context.Context, s sender, first *balance.Backend, 
 				return nil, err
 			}
 		}
+		sent := time.Now()
 		status, err := s.send(b)
+		if err == nil {
+			b.Stats.Response(status, time.Since(sent)) // per instance: its own answer, retried or not
+		} else if ctx.Err() == nil && !errors.As(err, new(clientError)) {
+			b.Stats.Failed() // a proxy error of this instance; the client's leaving is not
+		}
 		more := attempt < retry.Tries && (retry.Timeout <= 0 || time.Since(start) < retry.Timeout) && s.resendable()
 		if err == nil {
 			if more && retry.onStatus(status) && (idem || retry.NonIdempotent) {

@@ -57,6 +57,10 @@ type instance struct {
 	rss       uint64
 	cpuPrev   time.Duration
 	cpuPrevAt time.Time
+	// Sampled with CPU and RSS, reported by the preload, measured at ready.
+	threads, fds int
+	lag          *Lag
+	readyAfter   time.Duration
 }
 
 // outcome is how waiting for readiness ended.
@@ -180,6 +184,9 @@ func (in *instance) runOnce(ctx context.Context, log *slog.Logger) (stable, stop
 	}
 
 	in.setState(Ready)
+	in.mu.Lock()
+	in.readyAfter = time.Since(started)
+	in.mu.Unlock()
 	in.sampleUsage(time.Now()) // RSS right away; CPU % from the next sample
 	log.Info("instance ready", "after", time.Since(started).Round(time.Millisecond))
 	if h := in.sup.hooks.Ready; h != nil {
@@ -322,13 +329,21 @@ func (in *instance) spawn() (*spawned, error) {
 			spec.ExtraFiles = append(spec.ExtraFiles, readyWriter)
 			env = append(env, "HERD_READY_FD="+strconv.Itoa(2+len(spec.ExtraFiles)))
 		}
-		if in.sup.preload != "" {
-			env = append(env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" "+in.app.Env["NODE_OPTIONS"]+" --require "+in.sup.preload))
-		}
 	}
-	if in.app.Ready.IPC {
+	// Node apps get the preload in both modes: it measures event-loop lag
+	// and reports it on the IPC channel, which herd opens for them as PM2
+	// does for every Node app (see ipcChannel).
+	node := in.sup.preload != "" && isNode(in.app.Argv())
+	if in.sup.preload != "" && (shared || node) {
+		env = append(env, "NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+" "+in.app.Env["NODE_OPTIONS"]+" --require "+in.sup.preload))
+	}
+	if in.app.Ready.IPC || node {
 		if s.ipc, err = newIPCChannel(); err != nil {
 			return fail(err)
+		}
+		s.ipc.onLag = in.setLag
+		if node {
+			env = append(env, "HERD_LAG_IPC=1")
 		}
 		spec.ExtraFiles = append(spec.ExtraFiles, s.ipc.child)
 		env = append(env, "NODE_CHANNEL_FD="+strconv.Itoa(2+len(spec.ExtraFiles)), "NODE_CHANNEL_SERIALIZATION_MODE=json")
@@ -354,6 +369,7 @@ func (in *instance) spawn() (*spawned, error) {
 	in.proc = p
 	in.id, in.pid, in.port, in.startedAt = id, p.Pid(), port, time.Now()
 	in.cpuPct, in.rss, in.cpuPrev, in.cpuPrevAt = 0, 0, 0, time.Time{}
+	in.threads, in.fds, in.lag, in.readyAfter = 0, 0, nil, 0
 	in.mu.Unlock()
 	return s, nil
 }
@@ -579,10 +595,37 @@ func (in *instance) status() InstanceStatus {
 		ID: in.id, Index: in.index, State: in.state, Restarts: in.restarts,
 		LastExit: in.lastExit, CPUPercent: in.cpuPct, RSSBytes: in.rss,
 	}
+	if in.lastExit != "" {
+		code := in.exitCode
+		st.LastExitCode = &code
+	}
 	if in.pid != 0 {
 		st.Pid, st.Port, st.StartedAt = in.pid, in.port, in.startedAt
+		st.Threads, st.OpenFiles, st.ReadyAfterSeconds = in.threads, in.fds, in.readyAfter.Seconds()
+		if in.lag != nil {
+			st.Lag = in.lag.aged(time.Now())
+			st.LagMs = &st.Lag.P99Ms
+		}
 	}
 	return st
+}
+
+// setLag records the event-loop lag the instance's preload reported.
+func (in *instance) setLag(l Lag) {
+	in.mu.Lock()
+	in.lag = &l
+	in.mu.Unlock()
+}
+
+// isNode reports whether argv runs Node.js directly (node or nodejs, the
+// program or the interpreter:), so that the preload runs in the app's own
+// process, not in a wrapper such as npm.
+func isNode(argv []string) bool {
+	if len(argv) == 0 {
+		return false
+	}
+	base := filepath.Base(argv[0])
+	return base == "node" || base == "nodejs"
 }
 
 // sampleUsage updates CPU % (since the previous sample) and RSS from /proc.
@@ -608,6 +651,10 @@ func (in *instance) sampleUsage(now time.Time) {
 		}
 	}
 	in.cpuPrev, in.cpuPrevAt, in.rss = u.CPU, now, u.RSS
+	in.threads = u.Threads
+	if n, err := proc.CountFDs(pid); err == nil {
+		in.fds = n
+	}
 }
 
 // jitter spreads d by up to +20 %, so that instances that crashed together

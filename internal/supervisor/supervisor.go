@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/config"
 	"github.com/herdhq/herd/internal/preload"
 	"github.com/herdhq/herd/internal/proc"
@@ -151,10 +152,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.log.Debug("instances get no cgroup; the supervisor shim keeps their descendants", "why", err)
 	}
 
-	if len(s.Listeners) > 0 {
-		if s.preload, err = preload.Write(dir); err != nil {
-			return err
-		}
+	// The preload serves shared_socket apps and measures Node apps' lag.
+	if s.preload, err = preload.Write(dir); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.runDir, s.ctx = dir, ctx
@@ -274,6 +274,25 @@ type InstanceStatus struct {
 	// Inflight is filled in by the owner, who knows the balancer; the
 	// supervisor leaves it zero.
 	Inflight int64 `json:"inflight"`
+	// Requests counts the responses of the instance's slot (so two
+	// processes of one slot during a reload show the same counters); filled
+	// in by the owner, nil where nothing was ever sent to it.
+	Requests *balance.StatsSnapshot `json:"requests,omitempty"`
+	// LastExitCode is the exit code of the last exit (-1: ended by a
+	// signal, or it could not start); nil before any exit.
+	LastExitCode *int `json:"last_exit_code,omitempty"`
+	// Threads and OpenFiles are sampled from /proc with CPU and RSS (0
+	// until the first sample).
+	Threads   int `json:"threads,omitempty"`
+	OpenFiles int `json:"open_files,omitempty"`
+	// ReadyAfterSeconds is how long the readiness check took, from spawn
+	// to ready (0 while starting).
+	ReadyAfterSeconds float64 `json:"ready_after_seconds,omitempty"`
+	// Lag is the event-loop lag of a Node instance, as herd's preload
+	// measures it inside the app; nil for other apps and until the first
+	// report. LagMs is its p99, for displays.
+	Lag   *Lag     `json:"lag,omitempty"`
+	LagMs *float64 `json:"lag_ms,omitempty"`
 }
 
 // Status returns a snapshot of every app, in config order. During a reload
