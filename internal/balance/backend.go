@@ -32,6 +32,8 @@ type Backend struct {
 	Stats *Stats
 
 	inflight  atomic.Int64
+	upgraded  atomic.Int64 // of inflight: upgraded connections (WebSocket)
+	streams   atomic.Int64 // of inflight: event streams (see StartLongLived)
 	draining  atomic.Bool
 	unhealthy atomic.Bool  // active health check
 	downUntil atomic.Int64 // unix nanoseconds; passive health
@@ -64,6 +66,57 @@ func (b *Backend) Acquire() { b.inflight.Add(1) }
 
 // Release: see Acquire.
 func (b *Backend) Release() { b.inflight.Add(-1) }
+
+// LongLived is what kind of long-lived connection a request became.
+type LongLived int
+
+// The kinds of long-lived connections. Each stays counted in Inflight (so
+// least_conn, max_conns and autoscaling still see it), but a drain does not
+// wait for it: it ends when the instance closes it, which the stop signal
+// asks for.
+const (
+	// Upgraded: a 101 Switching Protocols answer (WebSocket, in practice);
+	// the connection is a tunnel from then on.
+	Upgraded LongLived = iota + 1
+	// Stream: a response that streams until the instance ends it, as
+	// server-sent events (text/event-stream) do.
+	Stream
+)
+
+// StartLongLived marks one of the backend's acquired requests as long-lived
+// of kind k; EndLongLived(k) then replaces its Release. Ordinary requests
+// never call either, so they pay nothing for this.
+func (b *Backend) StartLongLived(k LongLived) { b.longLived(k).Add(1) }
+
+// EndLongLived releases a request StartLongLived marked. The long-lived
+// count drops before the in-flight count, so that Ordinary, which reads
+// them the other way round, may count one too many for a moment but never
+// one too few.
+func (b *Backend) EndLongLived(k LongLived) {
+	b.longLived(k).Add(-1)
+	b.inflight.Add(-1)
+}
+
+func (b *Backend) longLived(k LongLived) *atomic.Int64 {
+	if k == Upgraded {
+		return &b.upgraded
+	}
+	return &b.streams
+}
+
+// Ordinary is the number of requests in flight that are not long-lived:
+// what a drain waits for. See EndLongLived for why it reads inflight
+// first.
+func (b *Backend) Ordinary() int64 {
+	n := b.inflight.Load()
+	n -= b.upgraded.Load() + b.streams.Load()
+	return max(n, 0)
+}
+
+// OpenLongLived is the number of upgraded connections and of streams open.
+func (b *Backend) OpenLongLived() (upgraded, streams int64) {
+	return b.upgraded.Load(), b.streams.Load()
+}
 
 // Token is the backend's sticky-cookie value: a hash of its ID, stable
 // across restarts and the same on every herd node, revealing no address.

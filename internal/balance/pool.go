@@ -236,21 +236,23 @@ func (p *Pool) ByToken(token string) *Backend {
 	return nil
 }
 
-// Drain takes b out of the ready set and waits until its in-flight count
-// reaches zero or ctx ends. It reports whether the backend drained fully.
+// Drain takes b out of the ready set and waits until its ordinary requests
+// in flight are done or ctx ends. It reports whether they all finished.
+// Long-lived connections (see StartLongLived) are not waited for: they end
+// only when the instance closes them, once it has its stop signal.
 func (p *Pool) Drain(ctx context.Context, b *Backend) bool {
 	b.draining.Store(true)
 	p.Remove(b)
-	if b.Inflight() == 0 {
+	if b.Ordinary() == 0 {
 		return true
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for b.Inflight() > 0 {
+	for b.Ordinary() > 0 {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return b.Inflight() == 0
+			return b.Ordinary() == 0
 		}
 	}
 	return true
