@@ -84,11 +84,15 @@ type Options struct {
 	// a key before another may take it. Default 3 s: set it above your
 	// loader's usual time.
 	LeaseTTL time.Duration
-	// RedisTimeout bounds each Redis command (and the context's deadline
-	// does too). Default 200 ms. Negative: no timer of the cache's own, so
-	// the Redis client's ReadTimeout and WriteTimeout (go-redis: 3 s) and
-	// the caller's context bound each command; that saves the timer per
-	// command, about a tenth of an L2 hit's CPU (bench/cache/README.md).
+	// RedisTimeout is the deadline of each Redis command's context (the
+	// caller's deadline, if sooner, stays). Default 200 ms. go-redis bounds
+	// a command's wait for a pooled connection, its dial and its retry
+	// backoff by it always, and its socket reads and writes only with
+	// ContextTimeoutEnabled; otherwise ReadTimeout and WriteTimeout (3 s by
+	// default) bound those. Negative: no deadline of the cache's own (the
+	// client's timeouts and the caller's context bound each command); that
+	// saves a runtime timer per command, about a fifth of an L2 hit's CPU
+	// but not of its wall time (bench/cache/README.md).
 	RedisTimeout time.Duration
 	// RetryAfter is how long Redis is skipped after a failed command, so that
 	// an outage costs one timeout, not one per read. Default 1 s.

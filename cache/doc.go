@@ -110,7 +110,8 @@
 // It is counted, logged once per outage, and Redis is skipped for
 // Options.RetryAfter, then tried again, so the cache recovers without a
 // restart. Each command is bounded by Options.RedisTimeout and by the
-// context. A Set or Delete that could not reach Redis returns an error
+// context (go-redis applies a context's deadline to socket reads and
+// writes only with ContextTimeoutEnabled; see Options.RedisTimeout). A Set or Delete that could not reach Redis returns an error
 // wrapping ErrRedis; its key is remembered and invalidated when Redis is
 // back (or, past 10,000 keys, the whole namespace is).
 //
