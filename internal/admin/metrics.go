@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/supervisor"
 )
 
@@ -100,16 +101,41 @@ func (m *Metrics) addSeries(key seriesKey) *requestSeries {
 }
 
 var (
+	instanceLabels = []string{"app", "instance"}
+
 	descState = prometheus.NewDesc("herd_instance_state",
 		"Processes of each instance slot in each state: 1 for the slot's state (2 processes briefly during a reload).", []string{"app", "instance", "state"}, nil)
 	descRestarts = prometheus.NewDesc("herd_instance_restarts_total",
-		"Restarts of each instance slot since herd started.", []string{"app", "instance"}, nil)
+		"Restarts of each instance slot since herd started.", instanceLabels, nil)
 	descCPU = prometheus.NewDesc("herd_instance_cpu_ratio",
-		"CPU used by each instance over the last sample interval (1 = one core).", []string{"app", "instance"}, nil)
+		"CPU used by each instance over the last sample interval (1 = one core).", instanceLabels, nil)
 	descRSS = prometheus.NewDesc("herd_instance_resident_memory_bytes",
-		"Resident memory of each instance.", []string{"app", "instance"}, nil)
+		"Resident memory of each instance.", instanceLabels, nil)
 	descInflight = prometheus.NewDesc("herd_instance_inflight_requests",
-		"Requests in flight to each instance.", []string{"app", "instance"}, nil)
+		"Requests in flight to each instance.", instanceLabels, nil)
+	descFiles = prometheus.NewDesc("herd_instance_open_files",
+		"Open file descriptors of each instance's process.", instanceLabels, nil)
+	descThreads = prometheus.NewDesc("herd_instance_threads",
+		"OS threads of each instance's process.", instanceLabels, nil)
+	descStarted = prometheus.NewDesc("herd_instance_start_time_seconds",
+		"Start time of each instance's newest process, in seconds since the Unix epoch (uptime: time() - this).", instanceLabels, nil)
+	descReadyAfter = prometheus.NewDesc("herd_instance_ready_seconds",
+		"How long each instance's newest process took from spawn to ready (the readiness check's latency).", instanceLabels, nil)
+	descExitCode = prometheus.NewDesc("herd_instance_last_exit_code",
+		"Exit code of each instance slot's last exit (-1: a signal, or it could not start); absent before any exit.", instanceLabels, nil)
+	descLag = prometheus.NewDesc("herd_instance_event_loop_lag_seconds",
+		"Event-loop delay of each Node instance over about the last second, measured in the app by herd's preload (quantile 1 is the max).", []string{"app", "instance", "quantile"}, nil)
+	descResponses = prometheus.NewDesc("herd_instance_responses_total",
+		"Responses from each instance slot by status class (1xx..5xx), retried attempts included.", []string{"app", "instance", "class"}, nil)
+	descProxyErrors = prometheus.NewDesc("herd_instance_proxy_errors_total",
+		"Attempts to each instance slot that got no response (refused, reset, timed out).", instanceLabels, nil)
+	descResponseTime = prometheus.NewDesc("herd_instance_response_seconds",
+		"Time from sending a request to each instance slot to its response head.", instanceLabels, nil)
+
+	instanceDescs = []*prometheus.Desc{descState, descRestarts, descCPU, descRSS, descInflight,
+		descFiles, descThreads, descStarted, descReadyAfter, descExitCode, descLag,
+		descResponses, descProxyErrors, descResponseTime}
+	statusClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
 )
 
 var allStates = []supervisor.State{supervisor.Starting, supervisor.Ready, supervisor.Draining,
@@ -118,28 +144,37 @@ var allStates = []supervisor.State{supervisor.Starting, supervisor.Ready, superv
 type instanceCollector struct{ status StatusFunc }
 
 func (c instanceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descRestarts, descCPU, descRSS, descInflight} {
+	for _, d := range instanceDescs {
 		ch <- d
 	}
 }
 
+// slotFigures adds up one instance slot's processes.
+type slotFigures struct {
+	states           map[supervisor.State]int
+	restarts         int
+	cpu, rss, flight float64
+	files, threads   float64
+	newest           *supervisor.InstanceStatus // the latest started process: start time, readiness, lag
+	exitCode         *int
+	requests         *balance.StatsSnapshot // per slot already: the same for both processes
+}
+
 // Collect reports per instance slot (app, index). During a rolling reload a
 // slot briefly has two processes, the new one starting and the old one
-// draining: their figures add up (state gauges then count processes), as
-// two series with the same labels would make the whole scrape fail.
+// draining: their usage adds up (state gauges then count processes), the
+// newest process gives the start time, readiness and lag, and the request
+// counters are the slot's own, as two series with the same labels would
+// make the whole scrape fail.
 func (c instanceCollector) Collect(ch chan<- prometheus.Metric) {
-	type slot struct {
-		states           map[supervisor.State]int
-		restarts         int
-		cpu, rss, flight float64
-	}
 	for _, a := range c.status() {
 		var order []int
-		slots := map[int]*slot{}
-		for _, in := range a.Instances {
+		slots := map[int]*slotFigures{}
+		for i := range a.Instances {
+			in := &a.Instances[i]
 			sl := slots[in.Index]
 			if sl == nil {
-				sl = &slot{states: map[supervisor.State]int{}}
+				sl = &slotFigures{states: map[supervisor.State]int{}}
 				slots[in.Index] = sl
 				order = append(order, in.Index)
 			}
@@ -148,16 +183,65 @@ func (c instanceCollector) Collect(ch chan<- prometheus.Metric) {
 			sl.cpu += in.CPUPercent / 100
 			sl.rss += float64(in.RSSBytes)
 			sl.flight += float64(in.Inflight)
+			sl.files += float64(in.OpenFiles)
+			sl.threads += float64(in.Threads)
+			if in.Pid != 0 && (sl.newest == nil || in.StartedAt.After(sl.newest.StartedAt)) {
+				sl.newest = in
+			}
+			if in.LastExitCode != nil {
+				sl.exitCode = in.LastExitCode
+			}
+			if in.Requests != nil {
+				sl.requests = in.Requests
+			}
 		}
 		for _, index := range order {
 			sl, idx := slots[index], strconv.Itoa(index)
+			gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{a.Name, idx}, extra...)...)
+			}
 			for _, s := range allStates {
-				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, float64(sl.states[s]), a.Name, idx, string(s))
+				gauge(descState, float64(sl.states[s]), string(s))
 			}
 			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(sl.restarts), a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.GaugeValue, sl.cpu, a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, sl.rss, a.Name, idx)
-			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, sl.flight, a.Name, idx)
+			gauge(descCPU, sl.cpu)
+			gauge(descRSS, sl.rss)
+			gauge(descInflight, sl.flight)
+			gauge(descFiles, sl.files)
+			gauge(descThreads, sl.threads)
+			if n := sl.newest; n != nil {
+				gauge(descStarted, float64(n.StartedAt.UnixNano())/1e9)
+				if n.ReadyAfterSeconds > 0 {
+					gauge(descReadyAfter, n.ReadyAfterSeconds)
+				}
+				if l := n.Lag; l != nil {
+					gauge(descLag, l.P50Ms/1e3, "0.5")
+					gauge(descLag, l.P99Ms/1e3, "0.99")
+					gauge(descLag, l.MaxMs/1e3, "1")
+				}
+			}
+			if sl.exitCode != nil {
+				gauge(descExitCode, float64(*sl.exitCode))
+			}
+			if r := sl.requests; r != nil {
+				collectRequests(ch, a.Name, idx, r)
+			}
 		}
 	}
+}
+
+// collectRequests reports one slot's response counters and its latency
+// histogram (Stats' buckets are not cumulative; Prometheus' are).
+func collectRequests(ch chan<- prometheus.Metric, app, idx string, r *balance.StatsSnapshot) {
+	for class := 1; class < len(r.Classes); class++ {
+		ch <- prometheus.MustNewConstMetric(descResponses, prometheus.CounterValue, float64(r.Classes[class]), app, idx, statusClasses[class])
+	}
+	ch <- prometheus.MustNewConstMetric(descProxyErrors, prometheus.CounterValue, float64(r.Classes[0]), app, idx)
+	buckets := make(map[float64]uint64, len(balance.LatencyBounds))
+	var cumulative uint64
+	for i, bound := range balance.LatencyBounds {
+		cumulative += r.Buckets[i]
+		buckets[bound.Seconds()] = cumulative
+	}
+	ch <- prometheus.MustNewConstHistogram(descResponseTime, r.Responses(), r.Sum.Seconds(), buckets, app, idx)
 }

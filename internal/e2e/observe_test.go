@@ -118,6 +118,25 @@ routes:
 	if v, _ := strconv.ParseFloat(rss[1], 64); v < 1e6 {
 		t.Errorf("RSS of instance 0 = %s bytes; want a real figure", rss[1])
 	}
+	// Per instance: the proxy's own count of each slot's responses (the 10
+	// answered GETs between them; the abandoned one is not the instance's),
+	// and what /proc says of each process.
+	var answered float64
+	for _, m := range regexp.MustCompile(`herd_instance_responses_total\{app="web",class="2xx",instance="[01]"\} (\S+)`).FindAllStringSubmatch(metrics, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		answered += v
+	}
+	if answered != 10 {
+		t.Errorf("instances' 2xx responses add up to %g; want 10", answered)
+	}
+	for _, name := range []string{"herd_instance_open_files", "herd_instance_threads", "herd_instance_start_time_seconds", "herd_instance_ready_seconds"} {
+		m := regexp.MustCompile(name + `\{app="web",instance="1"\} (\S+)`).FindStringSubmatch(metrics)
+		if m == nil {
+			t.Errorf("/metrics lacks %s of instance 1", name)
+		} else if v, _ := strconv.ParseFloat(m[1], 64); v <= 0 {
+			t.Errorf("%s of instance 1 = %s; want a real figure", name, m[1])
+		}
+	}
 
 	var st struct {
 		Pid  int `json:"pid"`
