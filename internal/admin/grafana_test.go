@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhq/herd/internal/balance"
 	"github.com/herdhq/herd/internal/supervisor"
 )
 
@@ -36,7 +37,9 @@ func TestGrafanaDashboardMatchesExportedMetrics(t *testing.T) {
 	}
 	// What herd exports, with one of each series present.
 	status := func() []supervisor.AppStatus {
-		return []supervisor.AppStatus{{Name: "web", Instances: []supervisor.InstanceStatus{{Index: 0, State: supervisor.Ready}}}}
+		return []supervisor.AppStatus{{Name: "web", Instances: []supervisor.InstanceStatus{{Index: 0, State: supervisor.Ready,
+			Pid: 1, StartedAt: time.Now(), ReadyAfterSeconds: 0.1, LastExitCode: new(int),
+			Lag: &supervisor.Lag{}, Requests: &balance.StatsSnapshot{}}}}}
 	}
 	m := NewMetrics(status)
 	m.ObserveRequest("/", "web", 200, time.Millisecond)
