@@ -209,7 +209,7 @@ func (f *frontend) load(cfg *config.Config) error {
 	for i, p := range cfg.TrustedProxies {
 		trusted[i] = netip.Prefix(p)
 	}
-	h, err := proxy.New(proxy.Options{Routes: routes, TrustedProxies: trusted, Log: f.log, Observe: f.observe, AccessLog: f.access})
+	h, err := proxy.New(proxy.Options{Routes: routes, TrustedProxies: trusted, Log: f.log, Observe: f.observe, AccessLog: f.access, KeepSlashes: !*cfg.Server.MergeSlashes})
 	if err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func (ex *exchange) serve() bool {
 func (ex *exchange) proxy() bool {
 	rt, req := ex.rt, &ex.c.req
 	ex.idem = idempotent(bytesString(req.Method), (*fastHeaders)(req))
-	key := hashKey(rt.HashKey, ex.c.remoteIP, bytesString(targetPath(req.Target)), (*fastHeaders)(req))
+	key := hashKey(rt.HashKey, ex.c.remoteIP, bytesString(targetPath(ex.c.target)), (*fastHeaders)(req))
 	b, err := rt.forward(ex.c.context(), ex, nil, key, ex.idem, ex.tried[:0], ex.start)
 	if err != nil {
 		if errors.Is(err, errClientGone) {
@@ -334,7 +334,7 @@ func (ex *exchange) requestHead(out []byte, last bool) []byte {
 	fw := ex.h.forwarded(c.remoteIP, "http", bytesString(req.Host), (*fastHeaders)(req))
 	out = append(out, req.Method...)
 	out = append(out, ' ')
-	out = append(out, req.Target...)
+	out = append(out, c.target...) // normalized: what herd routed by
 	out = append(out, " HTTP/1.1\r\n"...)
 	for _, f := range req.Fields {
 		switch {

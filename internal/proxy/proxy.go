@@ -169,6 +169,9 @@ type Options struct {
 	Observe func(route, app string, status int, elapsed time.Duration)
 	// AccessLog, if set, gets a line per request.
 	AccessLog *accesslog.Logger
+	// KeepSlashes keeps runs of slashes in request paths (merge_slashes:
+	// false); by default they are merged before routing, as NGINX does.
+	KeepSlashes bool
 }
 
 // Handler is the proxy's http.Handler. It is safe for concurrent use.
@@ -178,6 +181,8 @@ type Handler struct {
 	log       *slog.Logger
 	observe   func(route, app string, status int, elapsed time.Duration)
 	accessLog *accesslog.Logger
+	// keepSlashes: see Options.KeepSlashes.
+	keepSlashes bool
 
 	// onServe, if set, is told which path serves each request, by its
 	// target; for tests.
@@ -200,7 +205,7 @@ type route struct {
 // New returns a Handler for opts. Routes to the same pool share one
 // connection pool to its instances.
 func New(opts Options) (*Handler, error) {
-	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe, accessLog: opts.AccessLog}
+	h := &Handler{trusted: opts.TrustedProxies, log: opts.Log, observe: opts.Observe, accessLog: opts.AccessLog, keepSlashes: opts.KeepSlashes}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -279,6 +284,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", newRequestID())
 	}
 	rec := &recorder{ResponseWriter: w}
+	if reason := h.normalizeURL(r); reason != "" {
+		writeError(rec, r, http.StatusBadRequest, "", reason)
+		h.done(nil, rec, r, start)
+		return
+	}
 	rt := h.match(r.URL.Path)
 	if rt == nil {
 		writeError(rec, r, http.StatusNotFound, "", "no route matches this path")

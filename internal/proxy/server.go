@@ -55,6 +55,8 @@ type clientConn struct {
 	buf        []byte // read buffer: buf[start:end] is unread
 	start, end int
 	req        h1.Request  // the head readHead parsed, in buf
+	target     []byte      // req.Target with its path normalized (see normalize)
+	targetBuf  []byte      // target's storage when normalizing changed it
 	out        []byte      // the connection's own answers (errors)
 	pending    []byte      // an answer that readHead sends, see sendLater
 	wr         *waitReader // nil when the connection has no file descriptor
@@ -446,7 +448,7 @@ func (s *Server) serveConn(c *clientConn) {
 		err := c.readHead(srv, first)
 		first = false
 		h := s.Handler()
-		rt, path := h.pathFor(c, err)
+		rt, path, err := h.pathFor(c, err)
 		switch path {
 		case pathNetHTTP:
 			handedOff = s.handOff(c)
@@ -493,17 +495,23 @@ func (p servePath) String() string {
 // rest of its life, even if its next requests would suit the fast path, as
 // net/http's server owns it from then on. A malformed head gets its 4xx
 // and a closed or timed-out connection nothing (pathNone; see headFailed).
-func (h *Handler) pathFor(c *clientConn, headErr error) (*route, servePath) {
+// A fast-path head's path is normalized first (see normalize): the route
+// is the normalized path's, and a path refused there gets its 400
+// (pathNone, with the returned error).
+func (h *Handler) pathFor(c *clientConn, headErr error) (*route, servePath, error) {
 	switch {
 	case errors.Is(headErr, h1.ErrUnsupported), errors.Is(headErr, errHeadTooLarge):
-		return nil, pathNetHTTP
+		return nil, pathNetHTTP, headErr
 	case headErr != nil:
-		return nil, pathNone
+		return nil, pathNone, headErr
 	}
-	if rt := h.fastRoute(c.req.Target); rt != nil {
-		return rt, pathFast
+	if err := c.normalize(h.keepSlashes); err != nil {
+		return nil, pathNone, err
 	}
-	return nil, pathNetHTTP
+	if rt := h.fastRoute(c.target); rt != nil {
+		return rt, pathFast, nil
+	}
+	return nil, pathNetHTTP, nil
 }
 
 var errHeadTooLarge = errors.New("proxy: request head larger than the fast path's buffer")
