@@ -339,3 +339,40 @@ herd_cache_hits_total{cache="metrics",level="l2"} 0
 		t.Fatal(err)
 	}
 }
+
+// Stats counts L1 hits and misses (from many goroutines at once, so the
+// striped counter's sum is checked), and NoL1Stats turns the counting off.
+func TestL1HitAndMissCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		noStats      bool
+		hits, misses uint64
+	}{{"counted", false, 8 * 1000, 2}, {"NoL1Stats", true, 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New[string](Options{NoL1Stats: tc.noStats})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			load, _ := counting("v", nil)
+			ctx := context.Background()
+			for _, k := range []string{"a", "b"} {
+				if _, err := c.Get(ctx, k, load); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for g := 0; g < 8; g++ {
+				wg.Go(func() {
+					for i := 0; i < 1000; i++ {
+						c.Get(ctx, "a", load)
+					}
+				})
+			}
+			wg.Wait()
+			if s := c.Stats(); s.HitsL1 != tc.hits || s.MissesL1 != tc.misses {
+				t.Errorf("HitsL1, MissesL1 = %d, %d; want %d, %d", s.HitsL1, s.MissesL1, tc.hits, tc.misses)
+			}
+		})
+	}
+}
